@@ -1,0 +1,1024 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <boost/json/serialize.hpp>
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <cassert>
+#include <set>
+#include <span>
+#include <unordered_set>
+
+#include "engine/internal/engine_impl.h"
+#include "storage/memory_task_store.h"
+
+namespace bmos::engine {
+
+using internal::Task;
+using storage::TaskSpec;
+
+namespace {
+
+constexpr size_t kMaxNameLength = 200;
+constexpr size_t kMaxUniqueKeyLength = 512;
+constexpr int32_t kMaxRetriesLimit = 1000;
+// How long a task waits before its start is tried again when the store refused to record it.
+constexpr int64_t kStoreRetryUs = 1'000'000;
+
+std::atomic<uint64_t> next_engine_uid{1};
+
+int64_t SteadyMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Transparent hashing so lookups by string_view do not build a string.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+};
+
+// Per-thread copy of the handler registry, so the enqueue hot path reads no shared lock.
+struct HandlerCache {
+  uint64_t engine_uid = 0;
+  uint64_t version = ~uint64_t{0};
+  std::unordered_map<std::string, const internal::HandlerEntry*, StringHash, std::equal_to<>> map;
+};
+thread_local HandlerCache handler_cache;
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) {
+    if (!out.empty()) out += ", ";
+    out += s;
+  }
+  return out.empty() ? "(none)" : out;
+}
+
+HandlerResult Invoke(const Handler& fn, TaskContext& ctx) {
+  // Exceptions never cross our API: a throwing handler is a failed attempt.
+  try {
+    return fn(ctx);
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("handler threw: ") + e.what());
+  } catch (...) {
+    return Status::Internal("handler threw a non-standard exception");
+  }
+}
+
+void AssertTransition(storage::TaskState from, storage::TaskState to) {
+  // Debug builds stop at an illegal transition; the engine only makes legal ones by construction.
+  assert(storage::IsLegalTransition(from, to) && "illegal task state transition");
+  (void)from;
+  (void)to;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Validation and start.
+
+EngineImpl::EngineImpl(EngineOptions options)
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : SystemClock()),
+      store_(options_.store != nullptr ? options_.store : storage::NewMemoryTaskStore()),
+      retry_policy_(options_.retry),
+      uid_(next_engine_uid.fetch_add(1, std::memory_order_relaxed)) {
+  uint64_t seed = options_.seed != 0 ? options_.seed : std::random_device{}();
+  jitter_rng_.seed(seed);
+}
+
+EngineImpl::~EngineImpl() { (void)Stop(std::chrono::milliseconds(0)); }
+
+Status EngineImpl::Validate(const EngineOptions& o) {
+  if (o.groups.empty()) return Status::InvalidArgument("groups: at least one worker group is required");
+  std::set<std::string, std::less<>> group_names;
+  std::set<std::string, std::less<>> queue_names;
+  for (size_t i = 0; i < o.groups.size(); ++i) {
+    const WorkerGroupOptions& g = o.groups[i];
+    std::string where = "groups[" + std::to_string(i) + "]";
+    if (g.name.empty() || g.name.size() > kMaxNameLength) {
+      return Status::InvalidArgument(where + ".name must be 1.." + std::to_string(kMaxNameLength) +
+                                     " characters");
+    }
+    if (!group_names.insert(g.name).second) {
+      return Status::InvalidArgument(where + ".name '" + g.name + "' is used by two groups");
+    }
+    if (g.workers < 1 || g.workers > WorkerGroup::kMaxWorkers) {
+      return Status::InvalidArgument(where + ".workers must be within 1.." +
+                                     std::to_string(WorkerGroup::kMaxWorkers));
+    }
+    if (g.queues.empty()) return Status::InvalidArgument(where + ".queues must not be empty");
+    for (const std::string& q : g.queues) {
+      if (q.empty() || q.size() > kMaxNameLength) {
+        return Status::InvalidArgument(where + ".queues: a queue name must be 1.." +
+                                       std::to_string(kMaxNameLength) + " characters");
+      }
+      if (!queue_names.insert(q).second) {
+        return Status::InvalidArgument(where + ".queues: queue '" + q +
+                                       "' is served by two groups");
+      }
+    }
+  }
+  if (Status s = RetryPolicy::Validate(o.retry); !s.ok()) return s;
+  if (o.retention.max_age.count() < 0) {
+    return Status::InvalidArgument("retention.max_age must be >= 0");
+  }
+  if (o.retention.interval.count() <= 0) {
+    return Status::InvalidArgument("retention.interval must be > 0");
+  }
+  if (o.retention.batch < 1) return Status::InvalidArgument("retention.batch must be >= 1");
+  if (o.default_max_retries < 0 || o.default_max_retries > kMaxRetriesLimit) {
+    return Status::InvalidArgument("default_max_retries must be within 0..1000");
+  }
+  if (o.default_timeout.count() < 0) {
+    return Status::InvalidArgument("default_timeout must be >= 0");
+  }
+  if (o.anti_starvation_interval < 0) {
+    return Status::InvalidArgument("anti_starvation_interval must be >= 0");
+  }
+  if (o.dequeue_batch < 1 || o.dequeue_batch > 256) {
+    return Status::InvalidArgument("dequeue_batch must be within 1..256");
+  }
+  if (o.store == nullptr && o.durability != storage::Durability::kMemory) {
+    return Status::InvalidArgument(
+        "durability: '" + std::string(storage::ToString(o.durability)) +
+        "' needs a persistent store in EngineOptions::store; the built-in in-memory store only "
+        "supports 'memory'");
+  }
+  if (o.store != nullptr && o.store->durability() != o.durability) {
+    return Status::InvalidArgument("durability: the store gives '" +
+                                   std::string(storage::ToString(o.store->durability())) +
+                                   "' but '" + std::string(storage::ToString(o.durability)) +
+                                   "' was asked for");
+  }
+  return Status::Ok();
+}
+
+Status EngineImpl::Start() {
+  started_at_s_ = NowUs() / 1'000'000;
+  for (const WorkerGroupOptions& g : options_.groups) {
+    std::vector<internal::QueueSlot*> slots;
+    for (const std::string& q : g.queues) {
+      auto slot = std::make_unique<internal::QueueSlot>();
+      slot->name = q;
+      slot->index_in_group = static_cast<int>(slots.size());
+      slots.push_back(slot.get());
+      queues_.emplace(q, slot.get());
+      queue_slots_.push_back(std::move(slot));
+    }
+    auto group = std::make_unique<WorkerGroup>(g.name, slots, this,
+                                               options_.anti_starvation_interval,
+                                               options_.dequeue_batch);
+    for (internal::QueueSlot* s : slots) s->group = group.get();
+    groups_.push_back(std::move(group));
+  }
+  timer_ = std::make_unique<internal::DelayTimer>(
+      clock_, [this](Task* t) { OnDue(t); },
+      [this](const TaskId& id, int attempt) { OnTimeout(id, attempt); });
+
+  // Recovery: every live record returns to a queue or the timer, in priority then creation
+  // order; an attempt that was running when the process died counts as a failed attempt.
+  std::vector<TaskRecord> live;
+  Status s = store_->ForEachLive([&](const TaskRecord& r) { live.push_back(r); });
+  if (!s.ok()) return s;
+  std::sort(live.begin(), live.end(), [](const TaskRecord& a, const TaskRecord& b) {
+    if (a.spec->priority != b.spec->priority) return a.spec->priority > b.spec->priority;
+    return a.id() < b.id();
+  });
+  const int64_t now = NowUs();
+  std::vector<TaskRecord> rewritten;
+  std::vector<std::pair<std::unique_ptr<Task>, int64_t>> recovered;
+  for (TaskRecord& r : live) {
+    auto qit = queues_.find(r.spec->queue);
+    if (qit == queues_.end()) {
+      return Status::InvalidArgument("recovery: live task " + r.id().ToString() +
+                                     " is in queue '" + r.spec->queue +
+                                     "', which no worker group serves; add it to a group");
+    }
+    int64_t run_at_us = r.run_at_ms * 1000;
+    if (r.state == TaskState::kRunning) {
+      TaskRecord next = r;
+      next.error = "interrupted: the process stopped while this attempt was running";
+      if (r.retry_count >= r.spec->max_retries) {
+        AssertTransition(r.state, TaskState::kFailed);
+        next.state = TaskState::kFailed;
+        next.completed_ms = now / 1000;
+        rewritten.push_back(std::move(next));
+        continue;
+      }
+      AssertTransition(r.state, TaskState::kRetrying);
+      next.state = TaskState::kRetrying;
+      next.retry_count = r.retry_count + 1;
+      next.run_at_ms = now / 1000;
+      run_at_us = now;
+      rewritten.push_back(next);
+      r = std::move(next);
+    }
+    auto task = std::make_unique<Task>();
+    task->queue = qit->second;
+    task->handler = FindHandler(r.spec->name);  // may be null until the handler is registered
+    task->state.store(r.state, std::memory_order_relaxed);
+    if (!r.spec->unique_key.empty()) unique_keys_[r.spec->unique_key] = r.id();
+    task->rec = std::move(r);
+    recovered.emplace_back(std::move(task), run_at_us);
+  }
+  for (size_t i = 0; i < rewritten.size(); i += 1000) {
+    size_t n = std::min<size_t>(1000, rewritten.size() - i);
+    s = store_->Write(std::span<const TaskRecord>(rewritten.data() + i, n));
+    if (!s.ok()) return s;
+  }
+
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    s = groups_[i]->Resize(options_.groups[i].workers);
+    if (!s.ok()) return s;
+  }
+  timer_->Start();
+  for (auto& [task, run_at_us] : recovered) {
+    Task* t = task.release();
+    {
+      IndexShard& shard = ShardOf(t->id());
+      std::lock_guard<std::mutex> lock(shard.mu);
+      shard.tasks.emplace(t->id(), t);
+    }
+    live_count_.fetch_add(1, std::memory_order_relaxed);
+    if (t->state.load(std::memory_order_relaxed) == TaskState::kRetrying) {
+      timer_->ScheduleTask(t, run_at_us);
+    } else {
+      Dispatch(t, run_at_us);
+    }
+  }
+
+  janitor_sleeper_ = std::make_unique<internal::Sleeper>(clock_);
+  janitor_ = std::thread([this] { JanitorLoop(); });
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers.
+
+Status EngineImpl::RegisterHandler(std::string name, Handler handler, HandlerOptions options) {
+  if (name.empty() || name.size() > kMaxNameLength) {
+    return Status::InvalidArgument("handler name must be 1.." + std::to_string(kMaxNameLength) +
+                                   " characters");
+  }
+  if (!handler) return Status::InvalidArgument("handler '" + name + "' is empty");
+  auto qit = queues_.find(options.queue);
+  if (qit == queues_.end()) {
+    std::vector<std::string> served;
+    for (const auto& [q, slot] : queues_) served.push_back(q);
+    return Status::InvalidArgument("handler '" + name + "': queue '" + options.queue +
+                                   "' is not served by any worker group (served: " +
+                                   Join(served) + ")");
+  }
+  if (options.max_retries && (*options.max_retries < 0 || *options.max_retries > kMaxRetriesLimit)) {
+    return Status::InvalidArgument("handler '" + name + "': max_retries must be within 0..1000");
+  }
+  if (options.timeout && options.timeout->count() < 0) {
+    return Status::InvalidArgument("handler '" + name + "': timeout must be >= 0");
+  }
+  {
+    std::unique_lock<std::shared_mutex> lock(handlers_mu_);
+    if (handlers_.count(name) != 0) {
+      return Status::InvalidArgument("handler '" + name + "' is already registered");
+    }
+    auto entry = std::make_unique<internal::HandlerEntry>();
+    entry->name = name;
+    entry->fn = std::move(handler);
+    entry->options = std::move(options);
+    entry->queue = qit->second;
+    handlers_.emplace(std::move(name), std::move(entry));
+    // Release: a thread that sees the new version (acquire) sees the entry.
+    handlers_version_.fetch_add(1, std::memory_order_release);
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> EngineImpl::HandlerNames() const {
+  std::shared_lock<std::shared_mutex> lock(handlers_mu_);
+  std::vector<std::string> names;
+  for (const auto& [name, entry] : handlers_) names.push_back(name);
+  return names;
+}
+
+const internal::HandlerEntry* EngineImpl::FindHandler(std::string_view name) const {
+  HandlerCache& cache = handler_cache;
+  uint64_t version = handlers_version_.load(std::memory_order_acquire);
+  if (cache.engine_uid != uid_ || cache.version != version) {
+    std::shared_lock<std::shared_mutex> lock(handlers_mu_);
+    cache.map.clear();
+    for (const auto& [n, entry] : handlers_) cache.map.emplace(n, entry.get());
+    cache.engine_uid = uid_;
+    cache.version = handlers_version_.load(std::memory_order_relaxed);
+  }
+  auto it = cache.map.find(name);
+  return it == cache.map.end() ? nullptr : it->second;
+}
+
+std::string EngineImpl::KnownHandlersText() const { return Join(HandlerNames()); }
+
+// ---------------------------------------------------------------------------------------------
+// Enqueue.
+
+Result<EngineImpl::Prepared> EngineImpl::Prepare(EnqueueRequest& req, int64_t now_us) {
+  if (req.name.empty()) return Status::InvalidArgument("task_name: required");
+  const internal::HandlerEntry* entry = FindHandler(req.name);
+  if (entry == nullptr) {
+    return Status::InvalidArgument("task_name: unknown task '" + req.name +
+                                   "'; registered tasks: " + KnownHandlersText());
+  }
+  internal::QueueSlot* queue = entry->queue;
+  if (!req.queue.empty()) {
+    auto it = queues_.find(req.queue);
+    if (it == queues_.end()) {
+      std::vector<std::string> served;
+      for (const auto& [q, slot] : queues_) served.push_back(q);
+      return Status::InvalidArgument("queue_name: queue '" + req.queue +
+                                     "' is not served by any worker group (served: " +
+                                     Join(served) + ")");
+    }
+    queue = it->second;
+  }
+  int32_t max_retries = req.max_retries.value_or(
+      entry->options.max_retries.value_or(options_.default_max_retries));
+  if (max_retries < 0 || max_retries > kMaxRetriesLimit) {
+    return Status::InvalidArgument("max_retries: must be within 0..1000");
+  }
+  std::chrono::milliseconds timeout =
+      req.timeout.value_or(entry->options.timeout.value_or(options_.default_timeout));
+  if (timeout.count() < 0) return Status::InvalidArgument("timeout: must be >= 0");
+  if (req.eta_ms && req.delay) {
+    return Status::InvalidArgument("eta: give either eta or delay, not both");
+  }
+  int64_t run_at_us = 0;
+  if (req.eta_ms) {
+    if (*req.eta_ms < 0) return Status::InvalidArgument("eta: must not be before 1970");
+    run_at_us = *req.eta_ms * 1000;
+  } else if (req.delay) {
+    if (req.delay->count() < 0) return Status::InvalidArgument("delay: must be >= 0");
+    run_at_us = now_us + req.delay->count() * 1000;
+  }
+  if (run_at_us <= now_us) run_at_us = 0;
+  if (req.unique_key.size() > kMaxUniqueKeyLength) {
+    return Status::InvalidArgument("unique_key: at most 512 bytes");
+  }
+
+  auto spec = std::make_shared<TaskSpec>();
+  spec->id = storage::NewTaskId(now_us / 1000);
+  spec->name = std::move(req.name);
+  spec->queue = queue->name;
+  spec->priority = req.priority.value_or(entry->options.priority);
+  spec->data_json = req.data_json.empty() ? boost::json::serialize(req.data) : std::move(req.data_json);
+  spec->max_retries = max_retries;
+  spec->timeout_ms = timeout.count();
+  spec->eta_ms = run_at_us / 1000;
+  spec->unique_key = std::move(req.unique_key);
+  spec->created_ms = now_us / 1000;
+
+  Prepared p;
+  p.task = std::make_unique<Task>();
+  p.task->handler = entry;
+  p.task->queue = queue;
+  p.task->rec.spec = std::move(spec);
+  p.task->rec.state = TaskState::kPending;
+  p.task->rec.run_at_ms = run_at_us / 1000;
+  p.run_at_us = run_at_us;
+  return p;
+}
+
+Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::vector<EnqueueRequest>& requests) {
+  if (stopping_.load(std::memory_order_acquire)) {
+    return Status::Unavailable("the engine is stopping; no new tasks are accepted");
+  }
+  const int64_t now = NowUs();
+  const bool batch = requests.size() > 1;
+  std::vector<Prepared> prepared;
+  prepared.reserve(requests.size());
+  bool has_keys = false;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Result<Prepared> p = Prepare(requests[i], now);
+    if (!p.ok()) {
+      if (!batch) return p.status();
+      return Status(p.status().code(), "request " + std::to_string(i) + ": " + p.status().message());
+    }
+    has_keys = has_keys || !p->task->rec.spec->unique_key.empty();
+    prepared.push_back(std::move(p).value());
+  }
+
+  std::vector<EnqueueResult> results(prepared.size());
+  std::vector<TaskRecord> records;
+  records.reserve(prepared.size());
+  std::vector<bool> create(prepared.size(), true);
+  // Held across the store write when keys are involved, so one key never creates two tasks.
+  std::unique_lock<std::mutex> key_lock(unique_mu_, std::defer_lock);
+  if (has_keys) {
+    key_lock.lock();
+    std::unordered_map<std::string_view, size_t> in_batch;
+    for (size_t i = 0; i < prepared.size(); ++i) {
+      const std::string& key = prepared[i].task->rec.spec->unique_key;
+      if (key.empty()) continue;
+      if (auto it = unique_keys_.find(key); it != unique_keys_.end()) {
+        Result<TaskRecord> existing = Get(it->second);
+        results[i] = {it->second, existing.ok() ? existing->state : TaskState::kPending, false};
+        create[i] = false;
+      } else if (auto b = in_batch.find(key); b != in_batch.end()) {
+        results[i] = {prepared[b->second].task->id(), TaskState::kPending, false};
+        create[i] = false;
+      } else {
+        in_batch.emplace(key, i);
+      }
+    }
+  }
+  for (size_t i = 0; i < prepared.size(); ++i) {
+    if (create[i]) records.push_back(prepared[i].task->rec);
+  }
+  if (!records.empty()) {
+    if (Status s = store_->Write(records); !s.ok()) return s;
+  }
+  if (has_keys) {
+    for (size_t i = 0; i < prepared.size(); ++i) {
+      const auto& spec = prepared[i].task->rec.spec;
+      if (create[i] && !spec->unique_key.empty()) unique_keys_.emplace(spec->unique_key, spec->id);
+    }
+    key_lock.unlock();
+  }
+  for (size_t i = 0; i < prepared.size(); ++i) {
+    if (!create[i]) continue;
+    Task* t = prepared[i].task.release();
+    results[i] = {t->id(), TaskState::kPending, true};
+    {
+      IndexShard& shard = ShardOf(t->id());
+      std::lock_guard<std::mutex> lock(shard.mu);
+      shard.tasks.emplace(t->id(), t);
+    }
+    live_count_.fetch_add(1, std::memory_order_relaxed);
+    enqueued_.Add();
+    Dispatch(t, prepared[i].run_at_us);
+  }
+  return results;
+}
+
+void EngineImpl::Dispatch(Task* t, int64_t run_at_us) {
+  if (run_at_us > 0 && run_at_us > NowUs()) {
+    timer_->ScheduleTask(t, run_at_us);
+    return;
+  }
+  t->runnable_since_us = SteadyMicros();
+  t->queue->group->Push(t);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads.
+
+Result<TaskRecord> EngineImpl::Get(const TaskId& id) const {
+  {
+    IndexShard& shard = ShardOf(id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.tasks.find(id);
+    if (it != shard.tasks.end()) {
+      std::lock_guard<std::mutex> task_lock(it->second->mu);
+      return it->second->rec;
+    }
+  }
+  Result<TaskRecord> r = store_->Get(id);
+  if (!r.ok() && r.status().code() == Status::Code::kNotFound) {
+    return Status::NotFound("task " + id.ToString() + " not found");
+  }
+  return r;
+}
+
+Result<ListPage> EngineImpl::List(const ListQuery& query) const {
+  Result<ListPage> page = store_->List(query);
+  if (!page.ok()) return page;
+  // Live tasks: show their in-memory progress, which is newer than the stored record.
+  for (TaskRecord& r : page->records) {
+    if (storage::IsTerminal(r.state)) continue;
+    IndexShard& shard = ShardOf(r.id());
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.tasks.find(r.id());
+    if (it != shard.tasks.end()) {
+      std::lock_guard<std::mutex> task_lock(it->second->mu);
+      r.progress = it->second->rec.progress;
+      r.progress_message = it->second->rec.progress_message;
+    }
+  }
+  return page;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancel.
+
+Status EngineImpl::Cancel(const TaskId& id) {
+  // The loop covers the short window in which an enqueue has written its record but not yet
+  // indexed the task; it is bounded and each turn yields.
+  for (int turn = 0; turn < 1000; ++turn) {
+    std::shared_ptr<const TaskSpec> spec;
+    {
+      IndexShard& shard = ShardOf(id);
+      std::lock_guard<std::mutex> lock(shard.mu);
+      auto it = shard.tasks.find(id);
+      if (it != shard.tasks.end()) {
+        Task* t = it->second;
+        std::lock_guard<std::mutex> task_lock(t->mu);
+        switch (t->rec.state) {
+          case TaskState::kRunning:
+            // Release pairs with the token's acquire load in the handler.
+            t->cancel_flag.store(internal::kCancelByUser, std::memory_order_release);
+            return Status::Ok();
+          case TaskState::kPending:
+          case TaskState::kRetrying: {
+            AssertTransition(t->rec.state, TaskState::kCancelled);
+            TaskRecord next = t->rec;
+            next.state = TaskState::kCancelled;
+            next.completed_ms = NowUs() / 1000;
+            next.error = "cancelled";
+            next.run_at_ms = 0;
+            if (Status s = store_->Write(std::span<const TaskRecord>(&next, 1)); !s.ok()) return s;
+            t->rec = std::move(next);
+            t->state.store(TaskState::kCancelled, std::memory_order_release);
+            spec = t->rec.spec;
+            // Out of the index now; the holder frees the task once it sees CANCELLED.
+            shard.tasks.erase(it);
+            break;
+          }
+          default:
+            return Status::FailedPrecondition("task " + id.ToString() + " is already " +
+                                              std::string(storage::ToString(t->rec.state)));
+        }
+      }
+    }
+    if (spec != nullptr) {
+      live_count_.fetch_sub(1, std::memory_order_relaxed);
+      cancelled_.Add();
+      if (!spec->unique_key.empty()) {
+        std::lock_guard<std::mutex> lock(unique_mu_);
+        auto k = unique_keys_.find(spec->unique_key);
+        if (k != unique_keys_.end() && k->second == id) unique_keys_.erase(k);
+      }
+      NotifyWaiters();
+      return Status::Ok();
+    }
+    Result<TaskRecord> r = store_->Get(id);
+    if (!r.ok()) {
+      if (r.status().code() == Status::Code::kNotFound) {
+        return Status::NotFound("task " + id.ToString() + " not found");
+      }
+      return r.status();
+    }
+    if (storage::IsTerminal(r->state)) {
+      return Status::FailedPrecondition("task " + id.ToString() + " is already " +
+                                        std::string(storage::ToString(r->state)));
+    }
+    std::this_thread::yield();
+  }
+  return Status::Unavailable("task " + id.ToString() + " is changing state; try again");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running.
+
+void EngineImpl::FreeAfterOthers(Task* t) {
+  // Whoever made the task terminal did so under mu; once we hold it they are done with it.
+  { std::lock_guard<std::mutex> lock(t->mu); }
+  delete t;
+}
+
+void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
+  const int64_t start = NowUs();
+  int attempt;
+  bool cancelled_while_waiting = false;
+  const internal::HandlerEntry* handler = t->handler;
+  if (handler == nullptr) {
+    // Recovered before its handler was registered: look again, else wait and look later.
+    handler = FindHandler(t->rec.spec->name);
+    if (handler == nullptr) {
+      timer_->ScheduleTask(t, start + kStoreRetryUs);
+      return;
+    }
+    t->handler = handler;
+  }
+  {
+    std::lock_guard<std::mutex> lock(t->mu);
+    if (t->rec.state != TaskState::kPending) cancelled_while_waiting = true;
+  }
+  if (cancelled_while_waiting) {
+    // The canceller made it terminal and left it to us, the holder, to free.
+    FreeAfterOthers(t);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(t->mu);
+    AssertTransition(t->rec.state, TaskState::kRunning);
+    TaskRecord next = t->rec;
+    next.state = TaskState::kRunning;
+    next.started_ms = start / 1000;
+    next.run_at_ms = 0;
+    if (Status s = store_->Write(std::span<const TaskRecord>(&next, 1)); !s.ok()) {
+      // Never run what could not be recorded as started: try again later.
+      std::fprintf(stderr, "bmos: cannot record start of task %s: %s\n",
+                   t->id().ToString().c_str(), s.ToString().c_str());
+      timer_->ScheduleTask(t, start + kStoreRetryUs);
+      return;
+    }
+    t->rec = std::move(next);
+    t->state.store(TaskState::kRunning, std::memory_order_release);
+    attempt = t->rec.retry_count + 1;
+  }
+  {
+    stats.queue_wait.Record(static_cast<uint64_t>(std::max<int64_t>(0, SteadyMicros() - t->runnable_since_us)));
+    const int64_t timeout_ms = t->rec.spec->timeout_ms;  // spec is immutable: no lock needed
+    internal::DelayTimer::Handle timeout_handle;
+    if (timeout_ms > 0) {
+      timeout_handle = timer_->ScheduleTimeout(t->id(), attempt, start + timeout_ms * 1000);
+    }
+    stats.busy.store(true, std::memory_order_relaxed);
+    const int64_t run_start = SteadyMicros();
+    HandlerResult result = Status::Internal("not run");
+    {
+      TaskContext ctx(this, t, attempt);
+      result = Invoke(handler->fn, ctx);
+    }
+    stats.run_time.Record(static_cast<uint64_t>(std::max<int64_t>(0, SteadyMicros() - run_start)));
+    stats.busy.store(false, std::memory_order_relaxed);
+    if (timeout_ms > 0) (void)timer_->CancelTimeout(timeout_handle);
+
+    const int64_t end = NowUs();
+    TaskState outcome;
+    int64_t retry_at_us = 0;
+    {
+      std::lock_guard<std::mutex> lock(t->mu);
+      TaskRecord next = t->rec;
+      const uint8_t flag = t->cancel_flag.load(std::memory_order_acquire);
+      if (result.ok()) {
+        next.state = TaskState::kCompleted;
+        next.result_json = boost::json::serialize(result.value());
+        next.progress = 1;
+        next.error.clear();
+      } else {
+        const Status& err = result.status();
+        if (flag == internal::kCancelByUser) {
+          next.state = TaskState::kCancelled;
+          next.error = err.message().empty() ? "cancelled while running"
+                                             : "cancelled while running: " + err.message();
+        } else {
+          std::string message = err.message().empty() ? std::string(storage::CodeName(err.code()))
+                                                      : err.message();
+          if (flag == internal::kCancelByTimeout) {
+            message = "timed out after " + std::to_string(timeout_ms) + " ms (" + message + ")";
+          }
+          // Bad input stays bad: an InvalidArgument from the handler is not retried.
+          const bool permanent =
+              err.code() == Status::Code::kInvalidArgument && flag != internal::kCancelByTimeout;
+          if (!permanent && next.retry_count < next.spec->max_retries) {
+            next.state = TaskState::kRetrying;
+            next.retry_count += 1;
+            int64_t delay_ms = retry_policy_.DelayMillis(attempt, NextJitterDraw());
+            retry_at_us = end + delay_ms * 1000;
+            next.run_at_ms = retry_at_us / 1000;
+          } else {
+            next.state = TaskState::kFailed;
+          }
+          next.error = std::move(message);
+        }
+      }
+      AssertTransition(t->rec.state, next.state);
+      if (storage::IsTerminal(next.state)) next.completed_ms = end / 1000;
+      Status s = store_->Write(std::span<const TaskRecord>(&next, 1));
+      for (int tries = 1; !s.ok() && tries < 3; ++tries) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10 * tries));
+        s = store_->Write(std::span<const TaskRecord>(&next, 1));
+      }
+      if (!s.ok()) {
+        // The store still says RUNNING: after a restart the task runs again (at-least-once).
+        std::fprintf(stderr, "bmos: cannot record the outcome of task %s: %s\n",
+                     t->id().ToString().c_str(), s.ToString().c_str());
+      }
+      outcome = next.state;
+      t->rec = std::move(next);
+      if (outcome == TaskState::kRetrying) {
+        t->cancel_flag.store(internal::kNotCancelled, std::memory_order_relaxed);
+      }
+      t->state.store(outcome, std::memory_order_release);
+    }
+    const int64_t end_s = end / 1'000'000;
+    switch (outcome) {
+      case TaskState::kCompleted:
+        completed_.Add();
+        stats.completed.Add(end_s);
+        break;
+      case TaskState::kFailed:
+        failed_.Add();
+        stats.failed.Add(end_s);
+        break;
+      case TaskState::kCancelled:
+        cancelled_.Add();
+        break;
+      case TaskState::kRetrying:
+        retried_.Add();
+        stats.failed.Add(end_s);
+        timer_->ScheduleTask(t, retry_at_us);
+        return;
+      default:
+        break;
+    }
+    Retire(t);
+  }
+}
+
+void EngineImpl::Retire(Task* t) {
+  {
+    IndexShard& shard = ShardOf(t->id());
+    std::lock_guard<std::mutex> lock(shard.mu);
+    shard.tasks.erase(t->id());
+  }
+  live_count_.fetch_sub(1, std::memory_order_relaxed);
+  const std::string& key = t->rec.spec->unique_key;
+  if (!key.empty()) {
+    std::lock_guard<std::mutex> lock(unique_mu_);
+    auto k = unique_keys_.find(key);
+    if (k != unique_keys_.end() && k->second == t->id()) unique_keys_.erase(k);
+  }
+  NotifyWaiters();
+  // Out of the index: nobody else can reach the task any more.
+  delete t;
+}
+
+void EngineImpl::OnDue(Task* t) {
+  {
+    std::lock_guard<std::mutex> lock(t->mu);
+    switch (t->rec.state) {
+      case TaskState::kCancelled:
+        break;  // freed below, outside the lock
+      case TaskState::kRetrying: {
+        AssertTransition(TaskState::kRetrying, TaskState::kPending);
+        TaskRecord next = t->rec;
+        next.state = TaskState::kPending;
+        if (Status s = store_->Write(std::span<const TaskRecord>(&next, 1)); !s.ok()) {
+          std::fprintf(stderr, "bmos: cannot record retry of task %s: %s\n",
+                       t->id().ToString().c_str(), s.ToString().c_str());
+          timer_->ScheduleTask(t, NowUs() + kStoreRetryUs);
+          return;
+        }
+        t->rec = std::move(next);
+        t->state.store(TaskState::kPending, std::memory_order_release);
+        [[fallthrough]];
+      }
+      default:
+        t->runnable_since_us = SteadyMicros();
+        t->queue->group->Push(t);
+        return;
+    }
+  }
+  FreeAfterOthers(t);
+}
+
+void EngineImpl::OnTimeout(const TaskId& id, int attempt) {
+  IndexShard& shard = ShardOf(id);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  auto it = shard.tasks.find(id);
+  if (it == shard.tasks.end()) return;
+  Task* t = it->second;
+  std::lock_guard<std::mutex> task_lock(t->mu);
+  if (t->rec.state != TaskState::kRunning || t->rec.retry_count + 1 != attempt) return;
+  uint8_t expected = internal::kNotCancelled;
+  // A user's cancel, if first, wins. Release pairs with the token's acquire load.
+  t->cancel_flag.compare_exchange_strong(expected, internal::kCancelByTimeout,
+                                         std::memory_order_release, std::memory_order_relaxed);
+}
+
+void EngineImpl::ReportProgress(Task* t, double fraction, std::string_view message) {
+  if (!(fraction >= 0)) fraction = 0;  // also catches NaN
+  if (fraction > 1) fraction = 1;
+  std::lock_guard<std::mutex> lock(t->mu);
+  t->rec.progress = fraction;
+  t->rec.progress_message.assign(message);
+}
+
+double EngineImpl::NextJitterDraw() {
+  std::lock_guard<std::mutex> lock(jitter_mu_);
+  return std::uniform_real_distribution<double>(0.0, 1.0)(jitter_rng_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wait, stats, retention, stop.
+
+void EngineImpl::NotifyWaiters() const {
+  // Pairs with the fence in Wait: either the waiter sees the new state, or we see the waiter.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (waiters_.load(std::memory_order_relaxed) > 0) {
+    { std::lock_guard<std::mutex> lock(wait_mu_); }
+    wait_cv_.notify_all();
+  }
+}
+
+Result<TaskRecord> EngineImpl::Wait(const TaskId& id, std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  waiters_.fetch_add(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  Result<TaskRecord> out = Status::Internal("unreachable");
+  std::unique_lock<std::mutex> lock(wait_mu_);
+  for (;;) {
+    Result<TaskRecord> r = Get(id);
+    if (!r.ok() || storage::IsTerminal(r->state)) {
+      out = std::move(r);
+      break;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      out = Status::DeadlineExceeded("task " + id.ToString() + " is still " +
+                                     std::string(storage::ToString(r->state)));
+      break;
+    }
+    // The 50 ms cap is a safety net only; terminal transitions notify.
+    wait_cv_.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds(50)));
+  }
+  waiters_.fetch_sub(1, std::memory_order_relaxed);
+  return out;
+}
+
+EngineStats EngineImpl::Stats() const {
+  EngineStats s;
+  const int64_t now_s = NowUs() / 1'000'000;
+  const int window = static_cast<int>(std::clamp<int64_t>(now_s - started_at_s_ + 1, 1, 60));
+  internal::Histogram::Snapshot queue_wait, run_time;
+  uint64_t completed_window = 0, failed_window = 0;
+  for (const auto& g : groups_) {
+    EngineStats::Group group;
+    group.name = g->name();
+    for (const internal::QueueSlot* q : g->queues()) group.queues.push_back(q->name);
+    group.workers = g->workers();
+    group.busy = std::min(g->busy(), group.workers);
+    group.idle = group.workers - group.busy;
+    s.groups.push_back(std::move(group));
+    g->CollectStats(queue_wait, run_time, now_s, window, completed_window, failed_window);
+  }
+  if (Result<storage::StoreCounts> counts = store_->Counts(); counts.ok()) {
+    s.by_queue = std::move(counts->by_queue);
+    for (const auto& [queue, per_state] : s.by_queue) {
+      for (int i = 0; i < storage::kTaskStateCount; ++i) s.by_state[i] += per_state[i];
+    }
+  }
+  s.enqueued = enqueued_.Sum();
+  s.completed = completed_.Sum();
+  s.failed = failed_.Sum();
+  s.retried = retried_.Sum();
+  s.cancelled = cancelled_.Sum();
+  s.completed_per_second = static_cast<double>(completed_window) / window;
+  s.failed_per_second = static_cast<double>(failed_window) / window;
+  s.success_rate = s.completed + s.failed == 0
+                       ? 1.0
+                       : static_cast<double>(s.completed) / static_cast<double>(s.completed + s.failed);
+  auto fill = [](const internal::Histogram::Snapshot& h, EngineStats::Percentiles& p) {
+    p.count = h.count;
+    p.p50_ms = static_cast<double>(h.Quantile(0.50)) / 1000.0;
+    p.p90_ms = static_cast<double>(h.Quantile(0.90)) / 1000.0;
+    p.p99_ms = static_cast<double>(h.Quantile(0.99)) / 1000.0;
+    p.p999_ms = static_cast<double>(h.Quantile(0.999)) / 1000.0;
+    p.max_ms = static_cast<double>(h.max) / 1000.0;
+  };
+  fill(queue_wait, s.queue_wait);
+  fill(run_time, s.run_time);
+  s.live_tasks = static_cast<uint64_t>(std::max<int64_t>(0, live_count_.load(std::memory_order_relaxed)));
+  return s;
+}
+
+Result<size_t> EngineImpl::RunRetentionOnce() {
+  const RetentionOptions& r = options_.retention;
+  if (r.max_age.count() == 0 && r.max_count == 0) return size_t{0};
+  storage::PurgeOptions purge;
+  purge.completed_before_ms = r.max_age.count() > 0 ? NowUs() / 1000 - r.max_age.count() : 0;
+  purge.keep_at_most = r.max_count;
+  purge.max_batch = r.batch;
+  size_t total = 0;
+  // Small batches with a yield between them keep store locks short for the hot path.
+  for (int round = 0; round < 10'000; ++round) {
+    Result<size_t> n = store_->PurgeTerminal(purge);
+    if (!n.ok()) return n.status();
+    total += *n;
+    if (*n < purge.max_batch || stopping_.load(std::memory_order_acquire)) break;
+    std::this_thread::yield();
+  }
+  return total;
+}
+
+void EngineImpl::JanitorLoop() {
+  while (!stopping_.load(std::memory_order_acquire)) {
+    Result<size_t> n = RunRetentionOnce();
+    if (!n.ok()) {
+      std::fprintf(stderr, "bmos: retention failed: %s\n", n.status().ToString().c_str());
+    }
+    janitor_sleeper_->SleepUntil(NowUs() + options_.retention.interval.count() * 1000);
+  }
+}
+
+Status EngineImpl::ResizeGroup(std::string_view name, int workers) {
+  if (stopping_.load(std::memory_order_acquire)) {
+    return Status::Unavailable("the engine is stopping");
+  }
+  for (auto& g : groups_) {
+    if (g->name() == name) return g->Resize(workers);
+  }
+  return Status::NotFound("no worker group named '" + std::string(name) + "'");
+}
+
+Status EngineImpl::Stop(std::chrono::milliseconds drain) {
+  std::lock_guard<std::mutex> stop_lock(stop_mu_);
+  if (stopped_) return Status::Ok();
+  stopped_ = true;
+  stopping_.store(true, std::memory_order_release);
+  if (janitor_sleeper_ != nullptr) janitor_sleeper_->Wake();
+
+  // 1. No new work starts; running handlers get until the drain deadline.
+  for (auto& g : groups_) g->StopAccepting();
+  const auto deadline = std::chrono::steady_clock::now() + drain;
+  bool idle = true;
+  for (auto& g : groups_) idle = g->WaitIdle(deadline) && idle;
+  // 2. Past the deadline: ask the handlers still running to stop.
+  if (!idle) {
+    for (IndexShard& shard : index_) {
+      std::lock_guard<std::mutex> lock(shard.mu);
+      for (auto& [id, t] : shard.tasks) {
+        std::lock_guard<std::mutex> task_lock(t->mu);
+        if (t->rec.state == TaskState::kRunning) {
+          uint8_t expected = internal::kNotCancelled;
+          t->cancel_flag.compare_exchange_strong(expected, internal::kCancelByUser,
+                                                 std::memory_order_release,
+                                                 std::memory_order_relaxed);
+        }
+      }
+    }
+  }
+  for (auto& g : groups_) g->Join();
+  if (timer_ != nullptr) timer_->Stop();
+  if (janitor_.joinable()) janitor_.join();
+
+  // 3. What never started stays PENDING/RETRYING in the store; free the in-memory handles.
+  std::vector<Task*> held;
+  if (timer_ != nullptr) held = timer_->TakeAllTasks();
+  for (auto& g : groups_) {
+    std::vector<Task*> queued = g->TakeAllQueued();
+    held.insert(held.end(), queued.begin(), queued.end());
+  }
+  for (IndexShard& shard : index_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    shard.tasks.clear();
+  }
+  for (Task* t : held) delete t;
+  live_count_.store(0, std::memory_order_relaxed);
+  NotifyWaiters();
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Facade.
+
+Result<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
+  if (Status s = EngineImpl::Validate(options); !s.ok()) return s;
+  auto impl = std::make_unique<EngineImpl>(std::move(options));
+  if (Status s = impl->Start(); !s.ok()) return s;
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+Engine::Engine(std::unique_ptr<EngineImpl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+Status Engine::RegisterHandler(std::string name, Handler handler, HandlerOptions options) {
+  return impl_->RegisterHandler(std::move(name), std::move(handler), std::move(options));
+}
+std::vector<std::string> Engine::HandlerNames() const { return impl_->HandlerNames(); }
+
+Result<EnqueueResult> Engine::Enqueue(EnqueueRequest request) {
+  std::vector<EnqueueRequest> one;
+  one.push_back(std::move(request));
+  Result<std::vector<EnqueueResult>> r = impl_->Enqueue(one);
+  if (!r.ok()) return r.status();
+  return r->front();
+}
+
+Result<std::vector<EnqueueResult>> Engine::EnqueueBatch(std::vector<EnqueueRequest> requests) {
+  return impl_->Enqueue(requests);
+}
+
+Result<TaskRecord> Engine::Get(const TaskId& id) const { return impl_->Get(id); }
+Result<TaskRecord> Engine::Get(std::string_view id) const {
+  std::optional<TaskId> parsed = TaskId::Parse(id);
+  if (!parsed) return Status::NotFound("task " + std::string(id) + " not found");
+  return impl_->Get(*parsed);
+}
+Status Engine::Cancel(const TaskId& id) { return impl_->Cancel(id); }
+Result<ListPage> Engine::List(const ListQuery& query) const { return impl_->List(query); }
+EngineStats Engine::Stats() const { return impl_->Stats(); }
+Result<TaskRecord> Engine::Wait(const TaskId& id, std::chrono::milliseconds timeout) const {
+  return impl_->Wait(id, timeout);
+}
+Status Engine::ResizeGroup(std::string_view group, int workers) {
+  return impl_->ResizeGroup(group, workers);
+}
+Status Engine::Stop(std::chrono::milliseconds drain) { return impl_->Stop(drain); }
+storage::TaskStore& Engine::store() const { return impl_->store(); }
+Clock& Engine::clock() const { return impl_->clock(); }
+Result<size_t> Engine::TEST_RunRetentionOnce() { return impl_->RunRetentionOnce(); }
+
+}  // namespace bmos::engine

@@ -1,0 +1,142 @@
+// EngineImpl: the engine behind the Engine facade (engine/engine.h has the contract).
+//
+// Threads: callers (enqueue, get, cancel, ...), the workers of each group (run tasks), the delay
+// timer thread (ETA, backoff, timeouts) and the janitor thread (retention). Shared state:
+//   - handlers_: registry, append-only, behind handlers_mu_; hot lookups use a per-thread cache
+//     invalidated by handlers_version_.
+//   - queues_ / groups_: built at Open, immutable afterwards (group sizes change inside groups).
+//   - live index: shards of TaskId -> Task*, each behind its own mutex.
+//   - unique keys: key -> TaskId behind unique_mu_, held across the store write of a keyed
+//     enqueue so two enqueues of one key cannot both create a task.
+// See internal/task.h for who owns a Task and the lock order.
+#ifndef BMOS_ENGINE_INTERNAL_ENGINE_IMPL_H_
+#define BMOS_ENGINE_INTERNAL_ENGINE_IMPL_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/internal/counters.h"
+#include "engine/internal/sleeper.h"
+#include "engine/internal/task.h"
+#include "engine/internal/timer.h"
+#include "engine/internal/worker_group.h"
+#include "engine/retry_policy.h"
+
+namespace bmos::engine {
+
+class EngineImpl final : public TaskRunner {
+ public:
+  explicit EngineImpl(EngineOptions options);
+  ~EngineImpl() override;
+
+  // Validates options (no side effects).
+  static Status Validate(const EngineOptions& options);
+  // Builds queues and groups, recovers live tasks and starts the threads.
+  Status Start();
+
+  Status RegisterHandler(std::string name, Handler handler, HandlerOptions options);
+  std::vector<std::string> HandlerNames() const;
+  Result<std::vector<EnqueueResult>> Enqueue(std::vector<EnqueueRequest>& requests);
+  Result<TaskRecord> Get(const TaskId& id) const;
+  Status Cancel(const TaskId& id);
+  Result<ListPage> List(const ListQuery& query) const;
+  EngineStats Stats() const;
+  Result<TaskRecord> Wait(const TaskId& id, std::chrono::milliseconds timeout) const;
+  Status ResizeGroup(std::string_view group, int workers);
+  Status Stop(std::chrono::milliseconds drain);
+  Result<size_t> RunRetentionOnce();
+
+  storage::TaskStore& store() const { return *store_; }
+  Clock& clock() const { return *clock_; }
+
+  // TaskRunner: runs one attempt on the calling worker.
+  void RunTask(internal::Task* task, WorkerStats& stats) override;
+
+  // TaskContext::ReportProgress.
+  void ReportProgress(internal::Task* task, double fraction, std::string_view message);
+
+ private:
+  struct Prepared {
+    std::unique_ptr<internal::Task> task;
+    int64_t run_at_us = 0;  // 0 = runnable now
+  };
+  struct alignas(64) IndexShard {
+    mutable std::mutex mu;
+    std::unordered_map<TaskId, internal::Task*, storage::TaskIdHash> tasks;  // GUARDED_BY(mu)
+  };
+  static constexpr size_t kIndexShards = 64;
+
+  Result<Prepared> Prepare(EnqueueRequest& request, int64_t now_us);
+  const internal::HandlerEntry* FindHandler(std::string_view name) const;
+  std::string KnownHandlersText() const;
+  IndexShard& ShardOf(const TaskId& id) const {
+    return index_[storage::TaskIdHash()(id) % kIndexShards];
+  }
+  // Hands a runnable or delayed task to the timer or its group.
+  void Dispatch(internal::Task* task, int64_t run_at_us);
+  // Timer callbacks.
+  void OnDue(internal::Task* task);
+  void OnTimeout(const TaskId& id, int attempt);
+  // After a task turned terminal (its record is written and mu released): forget it and free it.
+  void Retire(internal::Task* task);
+  // Frees a task that someone else made terminal (Cancel) once they are done with it.
+  static void FreeAfterOthers(internal::Task* task);
+  void NotifyWaiters() const;
+  void JanitorLoop();
+  double NextJitterDraw();
+  int64_t NowUs() const { return clock_->NowMicros(); }
+
+  EngineOptions options_;
+  Clock* clock_;
+  std::shared_ptr<storage::TaskStore> store_;
+  RetryPolicy retry_policy_;
+  const uint64_t uid_;  // distinguishes engines in per-thread caches
+
+  // Queues and groups: built in Start, immutable afterwards.
+  std::vector<std::unique_ptr<internal::QueueSlot>> queue_slots_;
+  std::map<std::string, internal::QueueSlot*, std::less<>> queues_;
+  std::vector<std::unique_ptr<WorkerGroup>> groups_;
+
+  mutable std::shared_mutex handlers_mu_;
+  std::map<std::string, std::unique_ptr<internal::HandlerEntry>, std::less<>> handlers_;
+  std::atomic<uint64_t> handlers_version_{0};  // bumped (release) after each registration
+
+  mutable std::array<IndexShard, kIndexShards> index_;
+  std::atomic<int64_t> live_count_{0};
+
+  std::mutex unique_mu_;
+  std::unordered_map<std::string, TaskId> unique_keys_;  // GUARDED_BY(unique_mu_)
+
+  std::unique_ptr<internal::DelayTimer> timer_;
+
+  std::mutex jitter_mu_;
+  std::mt19937_64 jitter_rng_;  // GUARDED_BY(jitter_mu_)
+
+  // Wait(): waiters_ counts blocked Wait calls so terminal transitions notify only when needed.
+  mutable std::mutex wait_mu_;
+  mutable std::condition_variable wait_cv_;
+  mutable std::atomic<int> waiters_{0};
+
+  internal::ShardedCounter enqueued_, completed_, failed_, retried_, cancelled_;
+  int64_t started_at_s_ = 0;
+
+  std::unique_ptr<internal::Sleeper> janitor_sleeper_;
+  std::thread janitor_;
+  std::atomic<bool> stopping_{false};
+  std::mutex stop_mu_;
+  bool stopped_ = false;  // GUARDED_BY(stop_mu_)
+};
+
+}  // namespace bmos::engine
+
+#endif  // BMOS_ENGINE_INTERNAL_ENGINE_IMPL_H_

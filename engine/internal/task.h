@@ -1,0 +1,75 @@
+// Task: the engine's in-memory handle of one live task (PENDING, RUNNING or RETRYING).
+//
+// Ownership: exactly one holder owns a Task at a time and alone may delete it: the shared queue
+// or a worker's deque it waits in (passed on to the worker that takes it), or the delay timer.
+// Other threads (Get, Cancel, timeouts) reach a Task only through the live index, under the
+// index shard's lock, and then lock `mu`. A Task leaves the index (under the shard lock) when it
+// turns terminal; after that a holder that locks and unlocks `mu` once knows nobody else is using
+// it and may delete it. Lock order: index shard, then Task::mu, then the store's own locks.
+#ifndef BMOS_ENGINE_INTERNAL_TASK_H_
+#define BMOS_ENGINE_INTERNAL_TASK_H_
+
+#include <array>
+#include <atomic>
+#include <concurrentqueue/concurrentqueue.h>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "engine/engine.h"
+#include "storage/task_record.h"
+
+namespace bmos::engine {
+class WorkerGroup;
+}
+
+namespace bmos::engine::internal {
+
+// Values of Task::cancel_flag.
+inline constexpr uint8_t kNotCancelled = 0;
+inline constexpr uint8_t kCancelByUser = 1;
+inline constexpr uint8_t kCancelByTimeout = 2;
+
+struct QueueSlot;
+
+// A registered handler. Entries are never removed, so a pointer to one stays valid for the
+// engine's life.
+struct HandlerEntry {
+  std::string name;
+  Handler fn;
+  HandlerOptions options;
+  QueueSlot* queue = nullptr;  // the handler's default queue
+};
+
+// One named queue: a lock-free MPMC queue per priority level, served by one worker group.
+struct QueueSlot {
+  std::string name;
+  WorkerGroup* group = nullptr;  // must outlive the slot; both live as long as the engine
+  int index_in_group = 0;
+  std::array<moodycamel::ConcurrentQueue<struct Task*>, storage::kPriorityCount> levels;
+};
+
+struct Task {
+  // The record as last written to the store (plus in-memory progress). GUARDED_BY(mu).
+  storage::TaskRecord rec;
+  std::mutex mu;
+  // Mirrors rec.state for lock-free peeks (Wait, Stop); written only under mu (release), read
+  // with acquire.
+  std::atomic<storage::TaskState> state{storage::TaskState::kPending};
+  // kCancelByUser / kCancelByTimeout once set; the CancelToken reads it (acquire) and Cancel /
+  // the timeout write it (release) so the handler sees the state that led to the cancel.
+  std::atomic<uint8_t> cancel_flag{kNotCancelled};
+  const HandlerEntry* handler = nullptr;  // immutable after enqueue
+  QueueSlot* queue = nullptr;             // immutable after enqueue
+  // Steady time (µs) at which the task last became runnable; the holder writes it before it
+  // hands the task on, which publishes it.
+  int64_t runnable_since_us = 0;
+
+  const storage::TaskId& id() const { return rec.spec->id; }
+  storage::Priority priority() const { return rec.spec->priority; }
+};
+
+}  // namespace bmos::engine::internal
+
+#endif  // BMOS_ENGINE_INTERNAL_TASK_H_

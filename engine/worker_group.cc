@@ -1,0 +1,265 @@
+#include "engine/internal/worker_group.h"
+
+#include <cstdio>
+#include <exception>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define BMOS_CPU_RELAX() _mm_pause()
+#else
+#define BMOS_CPU_RELAX() std::this_thread::yield()
+#endif
+
+namespace bmos::engine {
+
+using internal::Task;
+
+namespace {
+// The worker running on this thread, so a handler's enqueue can use its worker's deque.
+thread_local void* tls_worker_group = nullptr;
+thread_local void* tls_worker = nullptr;
+
+// Polls before parking. Parking and waking cost a futex call each (~5-50 µs), so a worker that
+// just ran out of work looks again a few times first; short enough to cost nothing when idle.
+constexpr int kSpinsBeforePark = 64;
+}  // namespace
+
+WorkerGroup::Worker::Worker(WorkerGroup* g, int i)
+    : group(g), index(i), buffer(static_cast<size_t>(g->dequeue_batch_)) {
+  tokens.resize(g->queues_.size());
+  for (size_t q = 0; q < g->queues_.size(); ++q) {
+    for (int l = 0; l < storage::kPriorityCount; ++l) {
+      tokens[q][l] = std::make_unique<moodycamel::ConsumerToken>(g->queues_[q]->levels[l]);
+    }
+  }
+}
+
+WorkerGroup::WorkerGroup(std::string name, std::vector<internal::QueueSlot*> queues,
+                         TaskRunner* runner, int anti_starvation_interval, int dequeue_batch)
+    : name_(std::move(name)),
+      queues_(std::move(queues)),
+      runner_(runner),
+      anti_starvation_interval_(anti_starvation_interval),
+      dequeue_batch_(dequeue_batch) {}
+
+WorkerGroup::~WorkerGroup() {
+  StopAccepting();
+  Join();
+}
+
+storage::Status WorkerGroup::Resize(int workers) {
+  if (workers < 1 || workers > kMaxWorkers) {
+    return storage::Status::InvalidArgument("workers must be within 1.." +
+                                            std::to_string(kMaxWorkers));
+  }
+  std::lock_guard<std::mutex> lock(resize_mu_);
+  if (!accepting_.load(std::memory_order_acquire)) {
+    return storage::Status::Unavailable("worker group '" + name_ + "' is stopping");
+  }
+  int active = active_.load(std::memory_order_relaxed);
+  if (workers > active) {
+    for (int i = active; i < workers; ++i) {
+      Worker* w = slots_[i].get();
+      if (w == nullptr) {
+        slots_[i] = std::make_unique<Worker>(this, i);
+        w = slots_[i].get();
+        // Release: a thief that reads created_ with acquire sees the slot fully built.
+        created_.store(i + 1, std::memory_order_release);
+      } else if (w->thread.joinable()) {
+        // A retired worker still finishing its last task: wait for it before reusing the slot.
+        w->thread.join();
+      }
+      w->retire.store(false, std::memory_order_release);
+      w->thread = std::thread([this, w] { Loop(w); });
+    }
+  } else {
+    for (int i = workers; i < active; ++i) {
+      slots_[i]->retire.store(true, std::memory_order_release);
+    }
+    WakeAll();
+  }
+  active_.store(workers, std::memory_order_relaxed);
+  return storage::Status::Ok();
+}
+
+void WorkerGroup::Push(Task* task) {
+  // A handler enqueueing into its own group keeps the work local; idle workers steal it.
+  if (tls_worker_group == this) {
+    auto* w = static_cast<Worker*>(tls_worker);
+    if (!w->retire.load(std::memory_order_relaxed) &&
+        w->deques[static_cast<int>(task->priority())].Push(task)) {
+      WakeOne();
+      return;
+    }
+  }
+  PushShared(task);
+}
+
+void WorkerGroup::PushShared(Task* task) {
+  auto& q = task->queue->levels[static_cast<int>(task->priority())];
+  if (!q.enqueue(task)) {
+    // moodycamel fails only when it cannot allocate a block: the process is out of memory.
+    std::fputs("bmos: out of memory in task queue\n", stderr);
+    std::terminate();
+  }
+  WakeOne();
+}
+
+void WorkerGroup::WakeOne() {
+  // Pairs with the fence in Loop after idle_.fetch_add: either the parker sees our task, or we
+  // see the parker in idle_.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (idle_.load(std::memory_order_relaxed) > 0) {
+    epoch_.fetch_add(1, std::memory_order_release);
+    epoch_.notify_one();
+  }
+}
+
+void WorkerGroup::WakeAll() {
+  epoch_.fetch_add(1, std::memory_order_release);
+  epoch_.notify_all();
+}
+
+void WorkerGroup::StopAccepting() {
+  accepting_.store(false, std::memory_order_release);
+  WakeAll();
+}
+
+bool WorkerGroup::WaitIdle(std::chrono::steady_clock::time_point deadline) const {
+  // Polling is fine here: it runs only while the engine stops.
+  for (;;) {
+    if (busy() == 0) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void WorkerGroup::Join() {
+  std::lock_guard<std::mutex> lock(resize_mu_);
+  WakeAll();
+  int created = created_.load(std::memory_order_acquire);
+  for (int i = 0; i < created; ++i) {
+    if (slots_[i]->thread.joinable()) slots_[i]->thread.join();
+  }
+}
+
+std::vector<Task*> WorkerGroup::TakeAllQueued() {
+  std::vector<Task*> tasks;
+  int created = created_.load(std::memory_order_acquire);
+  for (int i = 0; i < created; ++i) {
+    for (auto& d : slots_[i]->deques) {
+      while (Task* t = d.Steal()) tasks.push_back(t);
+    }
+  }
+  for (internal::QueueSlot* q : queues_) {
+    for (auto& level : q->levels) {
+      Task* t;
+      while (level.try_dequeue(t)) tasks.push_back(t);
+    }
+  }
+  return tasks;
+}
+
+int WorkerGroup::busy() const {
+  int n = 0;
+  int created = created_.load(std::memory_order_acquire);
+  for (int i = 0; i < created; ++i) {
+    if (slots_[i]->stats.busy.load(std::memory_order_relaxed)) ++n;
+  }
+  return n;
+}
+
+void WorkerGroup::CollectStats(internal::Histogram::Snapshot& queue_wait,
+                               internal::Histogram::Snapshot& run_time, int64_t now_s,
+                               int seconds, uint64_t& completed, uint64_t& failed) const {
+  int created = created_.load(std::memory_order_acquire);
+  for (int i = 0; i < created; ++i) {
+    const WorkerStats& s = slots_[i]->stats;
+    s.queue_wait.MergeInto(queue_wait);
+    s.run_time.MergeInto(run_time);
+    completed += s.completed.CountSince(now_s, seconds);
+    failed += s.failed.CountSince(now_s, seconds);
+  }
+}
+
+void WorkerGroup::Loop(Worker* w) {
+  tls_worker_group = this;
+  tls_worker = w;
+  auto should_exit = [&] {
+    return w->retire.load(std::memory_order_acquire) ||
+           !accepting_.load(std::memory_order_acquire);
+  };
+  while (!should_exit()) {
+    Task* t = Next(*w);
+    for (int spin = 0; t == nullptr && spin < kSpinsBeforePark; ++spin) {
+      BMOS_CPU_RELAX();
+      t = Next(*w);
+    }
+    if (t == nullptr) {
+      idle_.fetch_add(1, std::memory_order_seq_cst);
+      // Pairs with the fence in WakeOne (see the comment on idle_).
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      uint32_t epoch = epoch_.load(std::memory_order_acquire);
+      if (!should_exit()) t = Next(*w);
+      if (t == nullptr) {
+        if (!should_exit()) {
+          epoch_.wait(epoch, std::memory_order_acquire);
+          wakeups_.Add();
+        }
+        idle_.fetch_sub(1, std::memory_order_relaxed);
+        continue;
+      }
+      idle_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    runner_->RunTask(t, w->stats);
+  }
+  // A retired worker hands back what it had taken, so nothing waits on a gone worker.
+  if (w->retire.load(std::memory_order_acquire) && accepting_.load(std::memory_order_acquire)) {
+    for (auto& d : w->deques) {
+      while (Task* t = d.Pop()) PushShared(t);
+    }
+  }
+  tls_worker_group = nullptr;
+  tls_worker = nullptr;
+}
+
+Task* WorkerGroup::Next(Worker& w) {
+  ++w.picks;
+  if (anti_starvation_interval_ > 0 &&
+      w.picks % static_cast<uint64_t>(anti_starvation_interval_) == 0) {
+    int guard = static_cast<int>(w.guard_turn++ % 3);  // LOW, NORMAL, HIGH in turn
+    if (Task* t = TakeAtLevel(w, guard)) return t;
+  }
+  for (int level = storage::kPriorityCount - 1; level >= 0; --level) {
+    if (Task* t = TakeAtLevel(w, level)) return t;
+  }
+  return nullptr;
+}
+
+Task* WorkerGroup::TakeAtLevel(Worker& w, int level) {
+  if (Task* t = w.deques[level].Pop()) return t;
+
+  const size_t n = queues_.size();
+  for (size_t i = 0; i < n; ++i) {
+    size_t q = (w.next_queue + i) % n;
+    size_t got = queues_[q]->levels[level].try_dequeue_bulk(*w.tokens[q][level], w.buffer.data(),
+                                                            w.buffer.size());
+    if (got == 0) continue;
+    w.next_queue = (q + 1) % n;  // the next pick starts at the next queue: fairness
+    // Keep the first; push the rest newest-first so the owner's LIFO pops return them oldest-first.
+    for (size_t k = got - 1; k >= 1; --k) {
+      if (!w.deques[level].Push(w.buffer[k])) PushShared(w.buffer[k]);
+    }
+    if (got > 1) WakeOne();  // someone idle may steal part of the batch
+    return w.buffer[0];
+  }
+
+  int created = created_.load(std::memory_order_acquire);
+  for (int k = 1; k < created; ++k) {
+    Worker* victim = slots_[(w.index + k) % created].get();
+    if (Task* t = victim->deques[level].Steal()) return t;
+  }
+  return nullptr;
+}
+
+}  // namespace bmos::engine

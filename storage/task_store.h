@@ -1,0 +1,90 @@
+// TaskStore: where task records live. The engine writes one record per state transition and
+// reads records back for get, list, counts, retention and recovery.
+//
+// Thread-safety: every method may be called from any thread concurrently. Implementations:
+// MemoryTaskStore (storage/memory_task_store.h; durability mode `memory`) and, later, the
+// RocksDB store (write-ahead log; `sync` and `async`). Tests wrap a store to inject faults.
+#ifndef BMOS_STORAGE_TASK_STORE_H_
+#define BMOS_STORAGE_TASK_STORE_H_
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/status.h"
+#include "storage/task_record.h"
+
+namespace bmos::storage {
+
+// How much of an acknowledged write survives a failure.
+enum class Durability : uint8_t {
+  kSync,    // on disk (fsynced) before the write returns; survives a power cut
+  kAsync,   // written to the OS before returning, not fsynced; survives a process crash only
+  kMemory,  // kept in process memory only; lost with the process
+};
+std::string_view ToString(Durability durability);  // "sync", "async", "memory"
+std::optional<Durability> ParseDurability(std::string_view text);
+
+// A filter and a page of a list, newest first.
+struct ListQuery {
+  std::optional<TaskState> state;  // nullopt = any
+  std::string queue;               // empty = any
+  std::string name;                // empty = any
+  size_t limit = 50;               // at most this many records; REQUIRES: 1 <= limit <= 1000
+  std::optional<TaskId> before;    // cursor: only ids strictly older than this
+};
+
+struct ListPage {
+  std::vector<TaskRecord> records;   // newest first
+  std::optional<TaskId> next_cursor;  // set when more records may follow
+};
+
+// Number of tasks per queue and state.
+struct StoreCounts {
+  std::map<std::string, std::array<uint64_t, kTaskStateCount>, std::less<>> by_queue;
+  uint64_t total(TaskState state) const;
+};
+
+struct PurgeOptions {
+  int64_t completed_before_ms = 0;  // purge terminal records completed before this (Unix ms)
+  uint64_t keep_at_most = 0;        // also purge the oldest terminal records beyond this; 0 = no cap
+  size_t max_batch = 1000;          // purge at most this many per call, so callers stay responsive
+};
+
+class TaskStore {
+ public:
+  virtual ~TaskStore() = default;
+
+  // The durability this store gives to every acknowledged write.
+  virtual Durability durability() const = 0;
+
+  // Inserts or replaces each record (by id), all or nothing. On OK the records are as durable as
+  // durability() promises. On error none of them was applied.
+  // REQUIRES: every record has a spec; a replaced record keeps its spec's contents.
+  virtual Status Write(std::span<const TaskRecord> records) = 0;
+
+  // The record of `id`, or NotFound.
+  virtual Result<TaskRecord> Get(const TaskId& id) const = 0;
+
+  // One page of records matching the query, newest first.
+  virtual Result<ListPage> List(const ListQuery& query) const = 0;
+
+  // Counts by queue and state.
+  virtual Result<StoreCounts> Counts() const = 0;
+
+  // Calls `visit` once for every PENDING, RUNNING and RETRYING record (recovery). No order.
+  virtual Status ForEachLive(const std::function<void(const TaskRecord&)>& visit) const = 0;
+
+  // Removes terminal records as `options` say; returns how many were removed.
+  virtual Result<size_t> PurgeTerminal(const PurgeOptions& options) = 0;
+};
+
+}  // namespace bmos::storage
+
+#endif  // BMOS_STORAGE_TASK_STORE_H_
