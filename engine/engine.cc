@@ -85,6 +85,7 @@ EngineImpl::EngineImpl(EngineOptions options)
       clock_(options_.clock != nullptr ? options_.clock : SystemClock()),
       store_(options_.store != nullptr ? options_.store : storage::NewMemoryTaskStore()),
       retry_policy_(options_.retry),
+      persist_live_(store_->durability() != storage::Durability::kMemory),
       uid_(next_engine_uid.fetch_add(1, std::memory_order_relaxed)) {
   uint64_t seed = options_.seed != 0 ? options_.seed : std::random_device{}();
   jitter_rng_.seed(seed);
@@ -241,9 +242,10 @@ Status EngineImpl::Start() {
     {
       IndexShard& shard = ShardOf(t->id());
       std::lock_guard<std::mutex> lock(shard.mu);
-      shard.tasks.emplace(t->id(), t);
+      shard.tasks.Insert(t->id(), t);
     }
     live_count_.fetch_add(1, std::memory_order_relaxed);
+    CountLive(t->queue, TaskState::kCompleted, t->state.load(std::memory_order_relaxed));
     if (t->state.load(std::memory_order_relaxed) == TaskState::kRetrying) {
       timer_->ScheduleTask(t, run_at_us);
     } else {
@@ -370,7 +372,13 @@ Result<EngineImpl::Prepared> EngineImpl::Prepare(EnqueueRequest& req, int64_t no
   spec->name = std::move(req.name);
   spec->queue = queue->name;
   spec->priority = req.priority.value_or(entry->options.priority);
-  spec->data_json = req.data_json.empty() ? boost::json::serialize(req.data) : std::move(req.data_json);
+  if (!req.data_json.empty()) {
+    spec->data_json = std::move(req.data_json);
+  } else if (req.data.empty()) {
+    spec->data_json = "{}";  // the common case of no arguments skips the serializer
+  } else {
+    spec->data_json = boost::json::serialize(req.data);
+  }
   spec->max_retries = max_retries;
   spec->timeout_ms = timeout.count();
   spec->eta_ms = run_at_us / 1000;
@@ -388,14 +396,23 @@ Result<EngineImpl::Prepared> EngineImpl::Prepare(EnqueueRequest& req, int64_t no
   return p;
 }
 
-Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::vector<EnqueueRequest>& requests) {
+Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest> requests,
+                                                      EnqueueResult* one) {
   if (stopping_.load(std::memory_order_acquire)) {
     return Status::Unavailable("the engine is stopping; no new tasks are accepted");
   }
   const int64_t now = NowUs();
   const bool batch = requests.size() > 1;
-  std::vector<Prepared> prepared;
-  prepared.reserve(requests.size());
+  // A single request (the hot path) is prepared on the stack: no vector allocation.
+  Prepared single;
+  std::vector<Prepared> many;
+  std::span<Prepared> prepared;
+  if (batch) {
+    many.resize(requests.size());
+    prepared = many;
+  } else {
+    prepared = std::span<Prepared>(&single, requests.size());
+  }
   bool has_keys = false;
   for (size_t i = 0; i < requests.size(); ++i) {
     Result<Prepared> p = Prepare(requests[i], now);
@@ -404,13 +421,14 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::vector<EnqueueReques
       return Status(p.status().code(), "request " + std::to_string(i) + ": " + p.status().message());
     }
     has_keys = has_keys || !p->task->rec.spec->unique_key.empty();
-    prepared.push_back(std::move(p).value());
+    prepared[i] = std::move(p).value();
   }
 
-  std::vector<EnqueueResult> results(prepared.size());
+  std::vector<EnqueueResult> results(one != nullptr ? 0 : prepared.size());
+  auto result_at = [&](size_t i) -> EnqueueResult& { return one != nullptr ? *one : results[i]; };
   std::vector<TaskRecord> records;
-  records.reserve(prepared.size());
-  std::vector<bool> create(prepared.size(), true);
+  std::vector<bool> create(has_keys ? prepared.size() : 0, true);  // only keys skip creation
+  auto creates = [&](size_t i) { return !has_keys || create[i]; };
   // Held across the store write when keys are involved, so one key never creates two tasks.
   std::unique_lock<std::mutex> key_lock(unique_mu_, std::defer_lock);
   if (has_keys) {
@@ -421,21 +439,24 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::vector<EnqueueReques
       if (key.empty()) continue;
       if (auto it = unique_keys_.find(key); it != unique_keys_.end()) {
         Result<TaskRecord> existing = Get(it->second);
-        results[i] = {it->second, existing.ok() ? existing->state : TaskState::kPending, false};
+        result_at(i) = {it->second, existing.ok() ? existing->state : TaskState::kPending, false};
         create[i] = false;
       } else if (auto b = in_batch.find(key); b != in_batch.end()) {
-        results[i] = {prepared[b->second].task->id(), TaskState::kPending, false};
+        result_at(i) = {prepared[b->second].task->id(), TaskState::kPending, false};
         create[i] = false;
       } else {
         in_batch.emplace(key, i);
       }
     }
   }
-  for (size_t i = 0; i < prepared.size(); ++i) {
-    if (create[i]) records.push_back(prepared[i].task->rec);
-  }
-  if (!records.empty()) {
-    if (Status s = store_->Write(records); !s.ok()) return s;
+  if (persist_live_) {
+    records.reserve(prepared.size());
+    for (size_t i = 0; i < prepared.size(); ++i) {
+      if (creates(i)) records.push_back(prepared[i].task->rec);
+    }
+    if (!records.empty()) {
+      if (Status s = store_->Write(records); !s.ok()) return s;
+    }
   }
   if (has_keys) {
     for (size_t i = 0; i < prepared.size(); ++i) {
@@ -445,15 +466,16 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::vector<EnqueueReques
     key_lock.unlock();
   }
   for (size_t i = 0; i < prepared.size(); ++i) {
-    if (!create[i]) continue;
+    if (!creates(i)) continue;
     Task* t = prepared[i].task.release();
-    results[i] = {t->id(), TaskState::kPending, true};
+    result_at(i) = {t->id(), TaskState::kPending, true};
     {
       IndexShard& shard = ShardOf(t->id());
       std::lock_guard<std::mutex> lock(shard.mu);
-      shard.tasks.emplace(t->id(), t);
+      shard.tasks.Insert(t->id(), t);
     }
     live_count_.fetch_add(1, std::memory_order_relaxed);
+    CountLive(t->queue, TaskState::kCompleted, TaskState::kPending);
     enqueued_.Add();
     Dispatch(t, prepared[i].run_at_us);
   }
@@ -476,10 +498,9 @@ Result<TaskRecord> EngineImpl::Get(const TaskId& id) const {
   {
     IndexShard& shard = ShardOf(id);
     std::lock_guard<std::mutex> lock(shard.mu);
-    auto it = shard.tasks.find(id);
-    if (it != shard.tasks.end()) {
-      std::lock_guard<std::mutex> task_lock(it->second->mu);
-      return it->second->rec;
+    if (Task* t = shard.tasks.Find(id)) {
+      std::lock_guard<std::mutex> task_lock(t->mu);
+      return t->rec;
     }
   }
   Result<TaskRecord> r = store_->Get(id);
@@ -489,7 +510,22 @@ Result<TaskRecord> EngineImpl::Get(const TaskId& id) const {
   return r;
 }
 
+void EngineImpl::CountLive(internal::QueueSlot* queue, TaskState from, TaskState to) {
+  auto slot = [](TaskState s) {
+    switch (s) {
+      case TaskState::kPending: return 0;
+      case TaskState::kRunning: return 1;
+      case TaskState::kRetrying: return 2;
+      default: return -1;
+    }
+  };
+  // Unsigned wrap-around makes -1 an add of 2^64-1; the sum over shards comes out right.
+  if (int f = slot(from); f >= 0) queue->live[f].Add(~uint64_t{0});
+  if (int t = slot(to); t >= 0) queue->live[t].Add(1);
+}
+
 Result<ListPage> EngineImpl::List(const ListQuery& query) const {
+  if (!persist_live_) return ListMerged(query);
   Result<ListPage> page = store_->List(query);
   if (!page.ok()) return page;
   // Live tasks: show their in-memory progress, which is newer than the stored record.
@@ -497,14 +533,57 @@ Result<ListPage> EngineImpl::List(const ListQuery& query) const {
     if (storage::IsTerminal(r.state)) continue;
     IndexShard& shard = ShardOf(r.id());
     std::lock_guard<std::mutex> lock(shard.mu);
-    auto it = shard.tasks.find(r.id());
-    if (it != shard.tasks.end()) {
-      std::lock_guard<std::mutex> task_lock(it->second->mu);
-      r.progress = it->second->rec.progress;
-      r.progress_message = it->second->rec.progress_message;
+    if (Task* t = shard.tasks.Find(r.id())) {
+      std::lock_guard<std::mutex> task_lock(t->mu);
+      r.progress = t->rec.progress;
+      r.progress_message = t->rec.progress_message;
     }
   }
   return page;
+}
+
+Result<ListPage> EngineImpl::ListMerged(const ListQuery& query) const {
+  // The store holds terminal tasks only; live ones come from the index. The index is read first:
+  // a task that turns terminal in between then shows up in both, and the store's (newer) record
+  // wins below, rather than in neither.
+  std::vector<TaskRecord> live;
+  if (!query.state || !storage::IsTerminal(*query.state)) {
+    for (const IndexShard& shard : index_) {
+      std::lock_guard<std::mutex> lock(shard.mu);
+      shard.tasks.ForEach([&](const TaskId& id, Task* t) {
+        if (query.before && !(id < *query.before)) return;
+        std::lock_guard<std::mutex> task_lock(t->mu);
+        const TaskRecord& r = t->rec;
+        if (storage::IsTerminal(r.state)) return;
+        if (query.state && r.state != *query.state) return;
+        if (!query.queue.empty() && r.spec->queue != query.queue) return;
+        if (!query.name.empty() && r.spec->name != query.name) return;
+        live.push_back(r);
+      });
+    }
+  }
+  ListPage page;
+  if (!query.state || storage::IsTerminal(*query.state)) {
+    Result<ListPage> stored = store_->List(query);
+    if (!stored.ok()) return stored;
+    page = std::move(stored).value();
+  } else if (query.limit < 1 || query.limit > 1000) {
+    return Status::InvalidArgument("limit: must be within 1..1000");
+  }
+  std::vector<TaskRecord> merged = std::move(page.records);
+  std::unordered_set<TaskId, storage::TaskIdHash> stored_ids;
+  for (const TaskRecord& r : merged) stored_ids.insert(r.id());
+  for (TaskRecord& r : live) {
+    if (stored_ids.count(r.id()) == 0) merged.push_back(std::move(r));
+  }
+  std::sort(merged.begin(), merged.end(),
+            [](const TaskRecord& a, const TaskRecord& b) { return b.id() < a.id(); });
+  bool more = page.next_cursor.has_value() || merged.size() > query.limit;
+  if (merged.size() > query.limit) merged.resize(query.limit);
+  ListPage out;
+  out.records = std::move(merged);
+  if (more && !out.records.empty()) out.next_cursor = out.records.back().id();
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,12 +594,11 @@ Status EngineImpl::Cancel(const TaskId& id) {
   // indexed the task; it is bounded and each turn yields.
   for (int turn = 0; turn < 1000; ++turn) {
     std::shared_ptr<const TaskSpec> spec;
+    bool watched = false;
     {
       IndexShard& shard = ShardOf(id);
       std::lock_guard<std::mutex> lock(shard.mu);
-      auto it = shard.tasks.find(id);
-      if (it != shard.tasks.end()) {
-        Task* t = it->second;
+      if (Task* t = shard.tasks.Find(id)) {
         std::lock_guard<std::mutex> task_lock(t->mu);
         switch (t->rec.state) {
           case TaskState::kRunning:
@@ -536,11 +614,13 @@ Status EngineImpl::Cancel(const TaskId& id) {
             next.error = "cancelled";
             next.run_at_ms = 0;
             if (Status s = store_->Write(std::span<const TaskRecord>(&next, 1)); !s.ok()) return s;
+            CountLive(t->queue, t->rec.state, TaskState::kCancelled);
             t->rec = std::move(next);
             t->state.store(TaskState::kCancelled, std::memory_order_release);
             spec = t->rec.spec;
+            watched = t->watched;
             // Out of the index now; the holder frees the task once it sees CANCELLED.
-            shard.tasks.erase(it);
+            shard.tasks.Erase(id);
             break;
           }
           default:
@@ -557,7 +637,7 @@ Status EngineImpl::Cancel(const TaskId& id) {
         auto k = unique_keys_.find(spec->unique_key);
         if (k != unique_keys_.end() && k->second == id) unique_keys_.erase(k);
       }
-      NotifyWaiters();
+      if (watched) NotifyWaiters();
       return Status::Ok();
     }
     Result<TaskRecord> r = store_->Get(id);
@@ -611,19 +691,24 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
   {
     std::lock_guard<std::mutex> lock(t->mu);
     AssertTransition(t->rec.state, TaskState::kRunning);
-    TaskRecord next = t->rec;
-    next.state = TaskState::kRunning;
-    next.started_ms = start / 1000;
-    next.run_at_ms = 0;
-    if (Status s = store_->Write(std::span<const TaskRecord>(&next, 1)); !s.ok()) {
+    // Changed in place (no record copy on the hot path) and put back if the store refuses.
+    TaskRecord& rec = t->rec;
+    const int64_t old_started_ms = rec.started_ms, old_run_at_ms = rec.run_at_ms;
+    rec.state = TaskState::kRunning;
+    rec.started_ms = start / 1000;
+    rec.run_at_ms = 0;
+    if (Status s = WriteLive(rec); !s.ok()) {
       // Never run what could not be recorded as started: try again later.
+      rec.state = TaskState::kPending;
+      rec.started_ms = old_started_ms;
+      rec.run_at_ms = old_run_at_ms;
       std::fprintf(stderr, "bmos: cannot record start of task %s: %s\n",
                    t->id().ToString().c_str(), s.ToString().c_str());
       timer_->ScheduleTask(t, start + kStoreRetryUs);
       return;
     }
-    t->rec = std::move(next);
     t->state.store(TaskState::kRunning, std::memory_order_release);
+    CountLive(t->queue, TaskState::kPending, TaskState::kRunning);
     attempt = t->rec.retry_count + 1;
   }
   {
@@ -649,11 +734,15 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
     int64_t retry_at_us = 0;
     {
       std::lock_guard<std::mutex> lock(t->mu);
-      TaskRecord next = t->rec;
+      // The outcome is applied in place: if the store refuses it, we log and keep going (see
+      // below), so there is nothing to put back.
+      TaskRecord& next = t->rec;
+      const TaskState from = next.state;
       const uint8_t flag = t->cancel_flag.load(std::memory_order_acquire);
       if (result.ok()) {
         next.state = TaskState::kCompleted;
-        next.result_json = boost::json::serialize(result.value());
+        const boost::json::value& v = result.value();
+        next.result_json = v.is_null() ? "null" : boost::json::serialize(v);
         next.progress = 1;
         next.error.clear();
       } else {
@@ -683,12 +772,16 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
           next.error = std::move(message);
         }
       }
-      AssertTransition(t->rec.state, next.state);
+      AssertTransition(from, next.state);
       if (storage::IsTerminal(next.state)) next.completed_ms = end / 1000;
-      Status s = store_->Write(std::span<const TaskRecord>(&next, 1));
+      const bool terminal = storage::IsTerminal(next.state);
+      auto write = [&] {
+        return terminal ? store_->Write(std::span<const TaskRecord>(&next, 1)) : WriteLive(next);
+      };
+      Status s = write();
       for (int tries = 1; !s.ok() && tries < 3; ++tries) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10 * tries));
-        s = store_->Write(std::span<const TaskRecord>(&next, 1));
+        s = write();
       }
       if (!s.ok()) {
         // The store still says RUNNING: after a restart the task runs again (at-least-once).
@@ -696,7 +789,7 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
                      t->id().ToString().c_str(), s.ToString().c_str());
       }
       outcome = next.state;
-      t->rec = std::move(next);
+      CountLive(t->queue, TaskState::kRunning, outcome);
       if (outcome == TaskState::kRetrying) {
         t->cancel_flag.store(internal::kNotCancelled, std::memory_order_relaxed);
       }
@@ -728,10 +821,12 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
 }
 
 void EngineImpl::Retire(Task* t) {
+  bool watched;
   {
     IndexShard& shard = ShardOf(t->id());
     std::lock_guard<std::mutex> lock(shard.mu);
-    shard.tasks.erase(t->id());
+    shard.tasks.Erase(t->id());
+    watched = t->watched;
   }
   live_count_.fetch_sub(1, std::memory_order_relaxed);
   const std::string& key = t->rec.spec->unique_key;
@@ -740,7 +835,7 @@ void EngineImpl::Retire(Task* t) {
     auto k = unique_keys_.find(key);
     if (k != unique_keys_.end() && k->second == t->id()) unique_keys_.erase(k);
   }
-  NotifyWaiters();
+  if (watched) NotifyWaiters();
   // Out of the index: nobody else can reach the task any more.
   delete t;
 }
@@ -755,7 +850,7 @@ void EngineImpl::OnDue(Task* t) {
         AssertTransition(TaskState::kRetrying, TaskState::kPending);
         TaskRecord next = t->rec;
         next.state = TaskState::kPending;
-        if (Status s = store_->Write(std::span<const TaskRecord>(&next, 1)); !s.ok()) {
+        if (Status s = WriteLive(next); !s.ok()) {
           std::fprintf(stderr, "bmos: cannot record retry of task %s: %s\n",
                        t->id().ToString().c_str(), s.ToString().c_str());
           timer_->ScheduleTask(t, NowUs() + kStoreRetryUs);
@@ -763,6 +858,7 @@ void EngineImpl::OnDue(Task* t) {
         }
         t->rec = std::move(next);
         t->state.store(TaskState::kPending, std::memory_order_release);
+        CountLive(t->queue, TaskState::kRetrying, TaskState::kPending);
         [[fallthrough]];
       }
       default:
@@ -777,9 +873,8 @@ void EngineImpl::OnDue(Task* t) {
 void EngineImpl::OnTimeout(const TaskId& id, int attempt) {
   IndexShard& shard = ShardOf(id);
   std::lock_guard<std::mutex> lock(shard.mu);
-  auto it = shard.tasks.find(id);
-  if (it == shard.tasks.end()) return;
-  Task* t = it->second;
+  Task* t = shard.tasks.Find(id);
+  if (t == nullptr) return;
   std::lock_guard<std::mutex> task_lock(t->mu);
   if (t->rec.state != TaskState::kRunning || t->rec.retry_count + 1 != attempt) return;
   uint8_t expected = internal::kNotCancelled;
@@ -805,18 +900,18 @@ double EngineImpl::NextJitterDraw() {
 // Wait, stats, retention, stop.
 
 void EngineImpl::NotifyWaiters() const {
-  // Pairs with the fence in Wait: either the waiter sees the new state, or we see the waiter.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (waiters_.load(std::memory_order_relaxed) > 0) {
-    { std::lock_guard<std::mutex> lock(wait_mu_); }
-    wait_cv_.notify_all();
-  }
+  // The state change happened before we take wait_mu_; a waiter checks under wait_mu_.
+  { std::lock_guard<std::mutex> lock(wait_mu_); }
+  wait_cv_.notify_all();
 }
 
 Result<TaskRecord> EngineImpl::Wait(const TaskId& id, std::chrono::milliseconds timeout) const {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  waiters_.fetch_add(1, std::memory_order_seq_cst);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  {
+    IndexShard& shard = ShardOf(id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    if (Task* t = shard.tasks.Find(id)) t->watched = true;
+  }
   Result<TaskRecord> out = Status::Internal("unreachable");
   std::unique_lock<std::mutex> lock(wait_mu_);
   for (;;) {
@@ -831,10 +926,9 @@ Result<TaskRecord> EngineImpl::Wait(const TaskId& id, std::chrono::milliseconds 
                                      std::string(storage::ToString(r->state)));
       break;
     }
-    // The 50 ms cap is a safety net only; terminal transitions notify.
-    wait_cv_.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds(50)));
+    // The 100 ms cap is a safety net only; terminal transitions of watched tasks notify.
+    wait_cv_.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds(100)));
   }
-  waiters_.fetch_sub(1, std::memory_order_relaxed);
   return out;
 }
 
@@ -856,6 +950,14 @@ EngineStats EngineImpl::Stats() const {
   }
   if (Result<storage::StoreCounts> counts = store_->Counts(); counts.ok()) {
     s.by_queue = std::move(counts->by_queue);
+    if (!persist_live_) {
+      static constexpr TaskState kLive[] = {TaskState::kPending, TaskState::kRunning,
+                                            TaskState::kRetrying};
+      for (const auto& slot : queue_slots_) {
+        auto& per_state = s.by_queue[slot->name];
+        for (int i = 0; i < 3; ++i) per_state[static_cast<int>(kLive[i])] = slot->live[i].Sum();
+      }
+    }
     for (const auto& [queue, per_state] : s.by_queue) {
       for (int i = 0; i < storage::kTaskStateCount; ++i) s.by_state[i] += per_state[i];
     }
@@ -939,7 +1041,7 @@ Status EngineImpl::Stop(std::chrono::milliseconds drain) {
   if (!idle) {
     for (IndexShard& shard : index_) {
       std::lock_guard<std::mutex> lock(shard.mu);
-      for (auto& [id, t] : shard.tasks) {
+      shard.tasks.ForEach([](const TaskId&, Task* t) {
         std::lock_guard<std::mutex> task_lock(t->mu);
         if (t->rec.state == TaskState::kRunning) {
           uint8_t expected = internal::kNotCancelled;
@@ -947,7 +1049,7 @@ Status EngineImpl::Stop(std::chrono::milliseconds drain) {
                                                  std::memory_order_release,
                                                  std::memory_order_relaxed);
         }
-      }
+      });
     }
   }
   for (auto& g : groups_) g->Join();
@@ -963,7 +1065,7 @@ Status EngineImpl::Stop(std::chrono::milliseconds drain) {
   }
   for (IndexShard& shard : index_) {
     std::lock_guard<std::mutex> lock(shard.mu);
-    shard.tasks.clear();
+    shard.tasks.Clear();
   }
   for (Task* t : held) delete t;
   live_count_.store(0, std::memory_order_relaxed);
@@ -990,11 +1092,11 @@ Status Engine::RegisterHandler(std::string name, Handler handler, HandlerOptions
 std::vector<std::string> Engine::HandlerNames() const { return impl_->HandlerNames(); }
 
 Result<EnqueueResult> Engine::Enqueue(EnqueueRequest request) {
-  std::vector<EnqueueRequest> one;
-  one.push_back(std::move(request));
-  Result<std::vector<EnqueueResult>> r = impl_->Enqueue(one);
+  EnqueueResult result;
+  Result<std::vector<EnqueueResult>> r =
+      impl_->Enqueue(std::span<EnqueueRequest>(&request, 1), &result);
   if (!r.ok()) return r.status();
-  return r->front();
+  return result;
 }
 
 Result<std::vector<EnqueueResult>> Engine::EnqueueBatch(std::vector<EnqueueRequest> requests) {

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <random>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -28,6 +29,7 @@
 #include "engine/internal/counters.h"
 #include "engine/internal/sleeper.h"
 #include "engine/internal/task.h"
+#include "engine/internal/task_index.h"
 #include "engine/internal/timer.h"
 #include "engine/internal/worker_group.h"
 #include "engine/retry_policy.h"
@@ -46,7 +48,10 @@ class EngineImpl final : public TaskRunner {
 
   Status RegisterHandler(std::string name, Handler handler, HandlerOptions options);
   std::vector<std::string> HandlerNames() const;
-  Result<std::vector<EnqueueResult>> Enqueue(std::vector<EnqueueRequest>& requests);
+  // Enqueues all of `requests` (moved from) or none. `one`, when not null, receives the result of
+  // a single request without building a vector (the hot path).
+  Result<std::vector<EnqueueResult>> Enqueue(std::span<EnqueueRequest> requests,
+                                             EnqueueResult* one = nullptr);
   Result<TaskRecord> Get(const TaskId& id) const;
   Status Cancel(const TaskId& id);
   Result<ListPage> List(const ListQuery& query) const;
@@ -55,6 +60,8 @@ class EngineImpl final : public TaskRunner {
   Status ResizeGroup(std::string_view group, int workers);
   Status Stop(std::chrono::milliseconds drain);
   Result<size_t> RunRetentionOnce();
+  // List for stores that keep terminal records only: merges the live index in.
+  Result<ListPage> ListMerged(const ListQuery& query) const;
 
   storage::TaskStore& store() const { return *store_; }
   Clock& clock() const { return *clock_; }
@@ -72,7 +79,7 @@ class EngineImpl final : public TaskRunner {
   };
   struct alignas(64) IndexShard {
     mutable std::mutex mu;
-    std::unordered_map<TaskId, internal::Task*, storage::TaskIdHash> tasks;  // GUARDED_BY(mu)
+    internal::TaskIndex tasks;  // GUARDED_BY(mu)
   };
   static constexpr size_t kIndexShards = 64;
 
@@ -92,6 +99,12 @@ class EngineImpl final : public TaskRunner {
   // Frees a task that someone else made terminal (Cancel) once they are done with it.
   static void FreeAfterOthers(internal::Task* task);
   void NotifyWaiters() const;
+  // Moves one task of `queue` between live-state counts; terminal states are not counted.
+  static void CountLive(internal::QueueSlot* queue, TaskState from, TaskState to);
+  // Writes a record of a live (non-terminal) transition, if this store keeps them.
+  Status WriteLive(const TaskRecord& record) {
+    return persist_live_ ? store_->Write(std::span<const TaskRecord>(&record, 1)) : Status::Ok();
+  }
   void JanitorLoop();
   double NextJitterDraw();
   int64_t NowUs() const { return clock_->NowMicros(); }
@@ -100,6 +113,10 @@ class EngineImpl final : public TaskRunner {
   Clock* clock_;
   std::shared_ptr<storage::TaskStore> store_;
   RetryPolicy retry_policy_;
+  // True when the store logs every transition (sync, async). In `memory` mode there is no log to
+  // recover from, so only terminal records go to the store (for get, list and retention) and the
+  // live index is the truth for live tasks: one store write per task instead of four.
+  const bool persist_live_;
   const uint64_t uid_;  // distinguishes engines in per-thread caches
 
   // Queues and groups: built in Start, immutable afterwards.
@@ -122,10 +139,10 @@ class EngineImpl final : public TaskRunner {
   std::mutex jitter_mu_;
   std::mt19937_64 jitter_rng_;  // GUARDED_BY(jitter_mu_)
 
-  // Wait(): waiters_ counts blocked Wait calls so terminal transitions notify only when needed.
+  // Wait(): a terminal transition of a watched task notifies wait_cv_ under wait_mu_; a waiter
+  // checks the state under wait_mu_, so the notification cannot fall between check and wait.
   mutable std::mutex wait_mu_;
   mutable std::condition_variable wait_cv_;
-  mutable std::atomic<int> waiters_{0};
 
   internal::ShardedCounter enqueued_, completed_, failed_, retried_, cancelled_;
   int64_t started_at_s_ = 0;

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "engine/engine.h"
+#include "engine/internal/counters.h"
 #include "storage/task_record.h"
 
 namespace bmos::engine {
@@ -48,6 +49,9 @@ struct QueueSlot {
   WorkerGroup* group = nullptr;  // must outlive the slot; both live as long as the engine
   int index_in_group = 0;
   std::array<moodycamel::ConcurrentQueue<struct Task*>, storage::kPriorityCount> levels;
+  // Live tasks of this queue by state (PENDING, RUNNING, RETRYING): the engine's own count, used
+  // for stats when the store does not record live transitions (durability `memory`).
+  std::array<ShardedCounter, 3> live;
 };
 
 struct Task {
@@ -60,6 +64,9 @@ struct Task {
   // kCancelByUser / kCancelByTimeout once set; the CancelToken reads it (acquire) and Cancel /
   // the timeout write it (release) so the handler sees the state that led to the cancel.
   std::atomic<uint8_t> cancel_flag{kNotCancelled};
+  // Set (under the index shard's lock) by Engine::Wait, so only terminal transitions that
+  // someone waits for pay for a notification.
+  bool watched = false;  // GUARDED_BY(index shard mu)
   const HandlerEntry* handler = nullptr;  // immutable after enqueue
   QueueSlot* queue = nullptr;             // immutable after enqueue
   // Steady time (µs) at which the task last became runnable; the holder writes it before it
