@@ -1,0 +1,247 @@
+#include "storage/memory_task_store.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace bmos::storage {
+namespace {
+
+constexpr size_t kShardCount = 64;
+constexpr size_t kMaxListLimit = 1000;
+
+using StateCounts = std::array<uint64_t, kTaskStateCount>;
+
+// Copies everything a transition may change. The spec is left alone: the stored record keeps its
+// spec pointer (the contents are immutable), which saves two atomic reference-count updates per
+// write and keeps one spec object per task.
+void AssignMutableFields(TaskRecord& dst, const TaskRecord& src) {
+  dst.state = src.state;
+  dst.retry_count = src.retry_count;
+  dst.run_at_ms = src.run_at_ms;
+  dst.started_ms = src.started_ms;
+  dst.completed_ms = src.completed_ms;
+  dst.progress = src.progress;
+  dst.progress_message = src.progress_message;
+  dst.result_json = src.result_json;
+  dst.error = src.error;
+}
+
+bool Matches(const TaskRecord& r, const ListQuery& q) {
+  if (q.state && r.state != *q.state) return false;
+  if (q.before && !(r.id() < *q.before)) return false;
+  if (!q.queue.empty() && r.spec->queue != q.queue) return false;
+  if (!q.name.empty() && r.spec->name != q.name) return false;
+  return true;
+}
+
+class MemoryTaskStore final : public TaskStore {
+ public:
+  Durability durability() const override { return Durability::kMemory; }
+
+  Status Write(std::span<const TaskRecord> records) override {
+    // Validate everything first: a memory write cannot fail afterwards, so applying shard by
+    // shard is still all-or-nothing.
+    for (const TaskRecord& r : records) {
+      if (r.spec == nullptr) return Status::InvalidArgument("task record without a spec");
+    }
+    for (const TaskRecord& r : records) Apply(r);
+    return Status::Ok();
+  }
+
+  Result<TaskRecord> Get(const TaskId& id) const override {
+    const Shard& shard = ShardFor(id);
+    {
+      std::lock_guard lock(shard.mu);
+      auto it = shard.records.find(id);
+      if (it != shard.records.end()) return it->second;
+    }
+    return Status::NotFound("task " + id.ToString() + " not found");
+  }
+
+  Result<ListPage> List(const ListQuery& query) const override {
+    if (query.limit < 1 || query.limit > kMaxListLimit) {
+      return Status::InvalidArgument("limit must be between 1 and 1000");
+    }
+    // Pass 1 gathers only the ids of matches (16 bytes each) so that records are copied just for
+    // the page itself; pass 2 copies those records.
+    std::vector<TaskId> ids;
+    for (const Shard& shard : shards_) {
+      std::lock_guard lock(shard.mu);
+      for (const auto& [id, record] : shard.records) {
+        if (Matches(record, query)) ids.push_back(id);
+      }
+    }
+    const size_t want = std::min(ids.size(), query.limit + 1);
+    std::partial_sort(ids.begin(), ids.begin() + static_cast<ptrdiff_t>(want), ids.end(),
+                      std::greater<>());
+    const bool more = ids.size() > query.limit;
+    ids.resize(std::min(ids.size(), query.limit));
+
+    ListPage page;
+    page.records.reserve(ids.size());
+    for (const TaskId& id : ids) {
+      const Shard& shard = ShardFor(id);
+      std::lock_guard lock(shard.mu);
+      auto it = shard.records.find(id);
+      // A record purged or changed since pass 1 is left out rather than shown stale.
+      if (it != shard.records.end() && Matches(it->second, query)) {
+        page.records.push_back(it->second);
+      }
+    }
+    if (more && !ids.empty()) page.next_cursor = ids.back();
+    return page;
+  }
+
+  Result<StoreCounts> Counts() const override {
+    StoreCounts out;
+    for (const Shard& shard : shards_) {
+      std::lock_guard lock(shard.mu);
+      for (const auto& [queue, counts] : shard.counts) {
+        auto it = out.by_queue.find(queue);
+        if (it == out.by_queue.end()) it = out.by_queue.emplace(queue, StateCounts{}).first;
+        for (int s = 0; s < kTaskStateCount; ++s) it->second[s] += counts[s];
+      }
+    }
+    return out;
+  }
+
+  Status ForEachLive(const std::function<void(const TaskRecord&)>& visit) const override {
+    // Copy one shard's live records under its lock and visit them outside it, so `visit` may
+    // call back into the store (or take its time) without blocking writers or deadlocking.
+    std::vector<TaskRecord> live;
+    for (const Shard& shard : shards_) {
+      live.clear();
+      {
+        std::lock_guard lock(shard.mu);
+        for (const auto& [id, record] : shard.records) {
+          if (!IsTerminal(record.state)) live.push_back(record);
+        }
+      }
+      for (const TaskRecord& r : live) visit(r);
+    }
+    return Status::Ok();
+  }
+
+  Result<size_t> PurgeTerminal(const PurgeOptions& options) override {
+    size_t removed = 0;
+    while (removed < options.max_batch) {
+      TaskId id;
+      {
+        std::lock_guard lock(terminal_mu_);
+        if (terminal_fifo_.empty()) break;
+        const bool too_old = terminal_fifo_.front().first < options.completed_before_ms;
+        // Relaxed: a statistic; the shard locks order the updates that matter.
+        const bool too_many =
+            options.keep_at_most > 0 &&
+            terminal_count_.load(std::memory_order_relaxed) > options.keep_at_most;
+        if (!too_old && !too_many) break;
+        id = terminal_fifo_.front().second;
+        terminal_fifo_.pop_front();
+      }
+      Shard& shard = ShardFor(id);
+      std::lock_guard lock(shard.mu);
+      auto it = shard.records.find(id);
+      // The FIFO may name records already purged (or, after an out-of-table rewrite, no longer
+      // terminal); those entries are simply dropped.
+      if (it == shard.records.end() || !IsTerminal(it->second.state)) continue;
+      auto counts = shard.counts.find(it->second.spec->queue);
+      if (counts != shard.counts.end()) {
+        --counts->second[static_cast<size_t>(it->second.state)];
+        // Writes never lower a queue's total, so only here can a queue's counts reach zero;
+        // dropping it keeps Counts() from listing queues that no longer hold anything.
+        if (std::all_of(counts->second.begin(), counts->second.end(),
+                        [](uint64_t c) { return c == 0; })) {
+          shard.counts.erase(counts);
+        }
+      }
+      shard.records.erase(it);
+      terminal_count_.fetch_sub(1, std::memory_order_relaxed);
+      ++removed;
+    }
+    return removed;
+  }
+
+ private:
+  // One slice of the records. Aligned to a cache line so two shards' mutexes never share a line
+  // (writers of different shards would otherwise invalidate each other's cache).
+  struct alignas(64) Shard {
+    mutable std::mutex mu;
+    // Open addressing rather than std::unordered_map: a lookup touches one metadata group and
+    // one slot instead of walking linked nodes, which measured 2-3x faster writes at 10^5..10^6
+    // records. No reference into it outlives the lock, so its moving elements is harmless.
+    boost::unordered_flat_map<TaskId, TaskRecord, TaskIdHash> records;  // GUARDED_BY(mu)
+    // Per queue, the number of records in each state.
+    std::unordered_map<std::string, StateCounts> counts;  // GUARDED_BY(mu)
+  };
+
+  static size_t ShardIndex(const TaskId& id) {
+    // The top bits of a multiplicative mix: the maps inside a shard use the low bits of the same
+    // hash, so taking the shard from different bits keeps each shard's buckets evenly used.
+    return static_cast<size_t>((TaskIdHash()(id) * 0x9E3779B97F4A7C15ull) >> 58);
+  }
+  static_assert(kShardCount == 64, "ShardIndex takes 6 bits");
+
+  Shard& ShardFor(const TaskId& id) { return shards_[ShardIndex(id)]; }
+  const Shard& ShardFor(const TaskId& id) const { return shards_[ShardIndex(id)]; }
+
+  void Apply(const TaskRecord& r) {
+    const TaskId& id = r.id();
+    Shard& shard = ShardFor(id);
+    bool became_terminal = false;
+    {
+      std::lock_guard lock(shard.mu);
+      auto [it, inserted] = shard.records.try_emplace(id);
+      TaskRecord& stored = it->second;
+      StateCounts& counts = CountsFor(shard, r.spec->queue);
+      if (inserted) {
+        stored = r;
+        became_terminal = IsTerminal(r.state);
+      } else {
+        --counts[static_cast<size_t>(stored.state)];
+        const bool was_terminal = IsTerminal(stored.state);
+        became_terminal = !was_terminal && IsTerminal(r.state);
+        if (was_terminal && !IsTerminal(r.state)) {
+          terminal_count_.fetch_sub(1, std::memory_order_relaxed);
+        }
+        AssignMutableFields(stored, r);
+      }
+      ++counts[static_cast<size_t>(r.state)];
+      if (became_terminal) terminal_count_.fetch_add(1, std::memory_order_relaxed);
+    }
+    // Outside the shard lock: PurgeTerminal takes terminal_mu_ and then shard locks one at a
+    // time, never both, and neither does this.
+    if (became_terminal) {
+      std::lock_guard lock(terminal_mu_);
+      terminal_fifo_.emplace_back(r.completed_ms, id);
+    }
+  }
+
+  static StateCounts& CountsFor(Shard& shard, const std::string& queue) {
+    auto it = shard.counts.find(queue);
+    if (it == shard.counts.end()) it = shard.counts.emplace(queue, StateCounts{}).first;
+    return it->second;
+  }
+
+  std::array<Shard, kShardCount> shards_;
+
+  std::mutex terminal_mu_;
+  // Terminal records in the order they became terminal, with their completion time. Entries may
+  // outlive their records; PurgeTerminal skips those.
+  std::deque<std::pair<int64_t, TaskId>> terminal_fifo_;  // GUARDED_BY(terminal_mu_)
+  // Number of terminal records in the shards. Updated under the shard lock of the record.
+  std::atomic<uint64_t> terminal_count_{0};
+};
+
+}  // namespace
+
+std::unique_ptr<TaskStore> NewMemoryTaskStore() { return std::make_unique<MemoryTaskStore>(); }
+
+}  // namespace bmos::storage
