@@ -19,6 +19,18 @@ namespace {
 thread_local void* tls_worker_group = nullptr;
 thread_local void* tls_worker = nullptr;
 
+// A StoreLoad barrier: the caller's earlier writes are visible before its later reads.
+// ThreadSanitizer does not model atomic_thread_fence (gcc refuses it under -fsanitize=thread), so
+// there a seq_cst read-modify-write on a private atomic gives the same ordering in its model.
+inline void FullBarrier() {
+#if defined(__SANITIZE_THREAD__)
+  thread_local std::atomic<int> dummy{0};
+  dummy.fetch_add(0, std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
 // Polls before parking. Parking and waking cost a futex call each (~5-50 µs), so a worker that
 // just ran out of work looks again a few times first; short enough to cost nothing when idle.
 constexpr int kSpinsBeforePark = 64;
@@ -106,9 +118,9 @@ void WorkerGroup::PushShared(Task* task) {
 }
 
 void WorkerGroup::WakeOne() {
-  // Pairs with the fence in Loop after idle_.fetch_add: either the parker sees our task, or we
-  // see the parker in idle_.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Pairs with FullBarrier in Loop after idle_.fetch_add: either the parker sees our task, or
+  // we see the parker in idle_.
+  FullBarrier();
   if (idle_.load(std::memory_order_relaxed) > 0) {
     epoch_.fetch_add(1, std::memory_order_release);
     epoch_.notify_one();
@@ -197,8 +209,7 @@ void WorkerGroup::Loop(Worker* w) {
     }
     if (t == nullptr) {
       idle_.fetch_add(1, std::memory_order_seq_cst);
-      // Pairs with the fence in WakeOne (see the comment on idle_).
-      std::atomic_thread_fence(std::memory_order_seq_cst);
+      FullBarrier();  // pairs with the one in WakeOne (see the comment on idle_)
       uint32_t epoch = epoch_.load(std::memory_order_acquire);
       if (!should_exit()) t = Next(*w);
       if (t == nullptr) {
