@@ -1063,6 +1063,18 @@ Status EngineImpl::Stop(std::chrono::milliseconds drain) {
     std::vector<Task*> queued = g->TakeAllQueued();
     held.insert(held.end(), queued.begin(), queued.end());
   }
+  if (!persist_live_) {
+    // The memory store holds only terminal records; hand it the waiting ones too, so Get and
+    // List still show them PENDING/RETRYING after the stop instead of "not found".
+    std::vector<TaskRecord> waiting;
+    for (Task* t : held) {
+      if (!storage::IsTerminal(t->rec.state)) waiting.push_back(t->rec);
+    }
+    for (size_t i = 0; i < waiting.size(); i += 1000) {
+      size_t n = std::min<size_t>(1000, waiting.size() - i);
+      (void)store_->Write(std::span<const TaskRecord>(waiting.data() + i, n));
+    }
+  }
   for (IndexShard& shard : index_) {
     std::lock_guard<std::mutex> lock(shard.mu);
     shard.tasks.Clear();
