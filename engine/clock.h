@@ -63,7 +63,7 @@ class ManualClock final : public Clock {
   std::atomic<int64_t> now_;
   std::mutex mu_;  // serialises listener calls with RemoveListener
   std::map<uint64_t, std::function<void()>> listeners_;  // GUARDED_BY(mu_)
-  uint64_t next_handle_ = 1;                            // GUARDED_BY(mu_)
+  uint64_t next_handle_ = 1;                             // GUARDED_BY(mu_)
 };
 
 }  // namespace bmos::engine

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <boost/json/serialize.hpp>
+#include <cassert>
 #include <chrono>
 #include <cstdio>
 #include <exception>
-#include <cassert>
 #include <set>
 #include <span>
 #include <unordered_set>
@@ -94,7 +94,8 @@ EngineImpl::EngineImpl(EngineOptions options)
 EngineImpl::~EngineImpl() { (void)Stop(std::chrono::milliseconds(0)); }
 
 Status EngineImpl::Validate(const EngineOptions& o) {
-  if (o.groups.empty()) return Status::InvalidArgument("groups: at least one worker group is required");
+  if (o.groups.empty())
+    return Status::InvalidArgument("groups: at least one worker group is required");
   std::set<std::string, std::less<>> group_names;
   std::set<std::string, std::less<>> queue_names;
   for (size_t i = 0; i < o.groups.size(); ++i) {
@@ -150,10 +151,9 @@ Status EngineImpl::Validate(const EngineOptions& o) {
         "supports 'memory'");
   }
   if (o.store != nullptr && o.store->durability() != o.durability) {
-    return Status::InvalidArgument("durability: the store gives '" +
-                                   std::string(storage::ToString(o.store->durability())) +
-                                   "' but '" + std::string(storage::ToString(o.durability)) +
-                                   "' was asked for");
+    return Status::InvalidArgument(
+        "durability: the store gives '" + std::string(storage::ToString(o.store->durability())) +
+        "' but '" + std::string(storage::ToString(o.durability)) + "' was asked for");
   }
   return Status::Ok();
 }
@@ -170,9 +170,8 @@ Status EngineImpl::Start() {
       queues_.emplace(q, slot.get());
       queue_slots_.push_back(std::move(slot));
     }
-    auto group = std::make_unique<WorkerGroup>(g.name, slots, this,
-                                               options_.anti_starvation_interval,
-                                               options_.dequeue_batch);
+    auto group = std::make_unique<WorkerGroup>(
+        g.name, slots, this, options_.anti_starvation_interval, options_.dequeue_batch);
     for (internal::QueueSlot* s : slots) s->group = group.get();
     groups_.push_back(std::move(group));
   }
@@ -195,8 +194,8 @@ Status EngineImpl::Start() {
   for (TaskRecord& r : live) {
     auto qit = queues_.find(r.spec->queue);
     if (qit == queues_.end()) {
-      return Status::InvalidArgument("recovery: live task " + r.id().ToString() +
-                                     " is in queue '" + r.spec->queue +
+      return Status::InvalidArgument("recovery: live task " + r.id().ToString() + " is in queue '" +
+                                     r.spec->queue +
                                      "', which no worker group serves; add it to a group");
     }
     int64_t run_at_us = r.run_at_ms * 1000;
@@ -272,10 +271,11 @@ Status EngineImpl::RegisterHandler(std::string name, Handler handler, HandlerOpt
     std::vector<std::string> served;
     for (const auto& [q, slot] : queues_) served.push_back(q);
     return Status::InvalidArgument("handler '" + name + "': queue '" + options.queue +
-                                   "' is not served by any worker group (served: " +
-                                   Join(served) + ")");
+                                   "' is not served by any worker group (served: " + Join(served) +
+                                   ")");
   }
-  if (options.max_retries && (*options.max_retries < 0 || *options.max_retries > kMaxRetriesLimit)) {
+  if (options.max_retries &&
+      (*options.max_retries < 0 || *options.max_retries > kMaxRetriesLimit)) {
     return Status::InvalidArgument("handler '" + name + "': max_retries must be within 0..1000");
   }
   if (options.timeout && options.timeout->count() < 0) {
@@ -337,14 +337,14 @@ Result<EngineImpl::Prepared> EngineImpl::Prepare(EnqueueRequest& req, int64_t no
     if (it == queues_.end()) {
       std::vector<std::string> served;
       for (const auto& [q, slot] : queues_) served.push_back(q);
-      return Status::InvalidArgument("queue_name: queue '" + req.queue +
-                                     "' is not served by any worker group (served: " +
-                                     Join(served) + ")");
+      return Status::InvalidArgument(
+          "queue_name: queue '" + req.queue +
+          "' is not served by any worker group (served: " + Join(served) + ")");
     }
     queue = it->second;
   }
-  int32_t max_retries = req.max_retries.value_or(
-      entry->options.max_retries.value_or(options_.default_max_retries));
+  int32_t max_retries =
+      req.max_retries.value_or(entry->options.max_retries.value_or(options_.default_max_retries));
   if (max_retries < 0 || max_retries > kMaxRetriesLimit) {
     return Status::InvalidArgument("max_retries: must be within 0..1000");
   }
@@ -397,7 +397,7 @@ Result<EngineImpl::Prepared> EngineImpl::Prepare(EnqueueRequest& req, int64_t no
 }
 
 Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest> requests,
-                                                      EnqueueResult* one) {
+                                                       EnqueueResult* one) {
   if (stopping_.load(std::memory_order_acquire)) {
     return Status::Unavailable("the engine is stopping; no new tasks are accepted");
   }
@@ -418,7 +418,8 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest>
     Result<Prepared> p = Prepare(requests[i], now);
     if (!p.ok()) {
       if (!batch) return p.status();
-      return Status(p.status().code(), "request " + std::to_string(i) + ": " + p.status().message());
+      return Status(p.status().code(),
+                    "request " + std::to_string(i) + ": " + p.status().message());
     }
     has_keys = has_keys || !p->task->rec.spec->unique_key.empty();
     prepared[i] = std::move(p).value();
@@ -513,10 +514,14 @@ Result<TaskRecord> EngineImpl::Get(const TaskId& id) const {
 void EngineImpl::CountLive(internal::QueueSlot* queue, TaskState from, TaskState to) {
   auto slot = [](TaskState s) {
     switch (s) {
-      case TaskState::kPending: return 0;
-      case TaskState::kRunning: return 1;
-      case TaskState::kRetrying: return 2;
-      default: return -1;
+      case TaskState::kPending:
+        return 0;
+      case TaskState::kRunning:
+        return 1;
+      case TaskState::kRetrying:
+        return 2;
+      default:
+        return -1;
     }
   };
   // Unsigned wrap-around makes -1 an add of 2^64-1; the sum over shards comes out right.
@@ -608,14 +613,24 @@ Status EngineImpl::Cancel(const TaskId& id) {
           case TaskState::kPending:
           case TaskState::kRetrying: {
             AssertTransition(t->rec.state, TaskState::kCancelled);
-            TaskRecord next = t->rec;
-            next.state = TaskState::kCancelled;
-            next.completed_ms = NowUs() / 1000;
-            next.error = "cancelled";
-            next.run_at_ms = 0;
-            if (Status s = store_->Write(std::span<const TaskRecord>(&next, 1)); !s.ok()) return s;
-            CountLive(t->queue, t->rec.state, TaskState::kCancelled);
-            t->rec = std::move(next);
+            // Changed in place: t->rec.spec is never reassigned, since holders read the id
+            // without the lock. Put back if the store refuses.
+            TaskRecord& rec = t->rec;
+            const TaskState from = rec.state;
+            const int64_t old_run_at_ms = rec.run_at_ms;
+            std::string old_error = std::move(rec.error);
+            rec.state = TaskState::kCancelled;
+            rec.completed_ms = NowUs() / 1000;
+            rec.error = "cancelled";
+            rec.run_at_ms = 0;
+            if (Status s = store_->Write(std::span<const TaskRecord>(&rec, 1)); !s.ok()) {
+              rec.state = from;
+              rec.completed_ms = 0;
+              rec.error = std::move(old_error);
+              rec.run_at_ms = old_run_at_ms;
+              return s;
+            }
+            CountLive(t->queue, from, TaskState::kCancelled);
             t->state.store(TaskState::kCancelled, std::memory_order_release);
             spec = t->rec.spec;
             watched = t->watched;
@@ -668,7 +683,6 @@ void EngineImpl::FreeAfterOthers(Task* t) {
 void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
   const int64_t start = NowUs();
   int attempt;
-  bool cancelled_while_waiting = false;
   const internal::HandlerEntry* handler = t->handler;
   if (handler == nullptr) {
     // Recovered before its handler was registered: look again, else wait and look later.
@@ -680,16 +694,15 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
     t->handler = handler;
   }
   {
-    std::lock_guard<std::mutex> lock(t->mu);
-    if (t->rec.state != TaskState::kPending) cancelled_while_waiting = true;
-  }
-  if (cancelled_while_waiting) {
-    // The canceller made it terminal and left it to us, the holder, to free.
-    FreeAfterOthers(t);
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> lock(t->mu);
+    // The check and the switch to RUNNING happen under one lock: a Cancel in between would
+    // otherwise be overwritten and the cancelled task run.
+    std::unique_lock<std::mutex> lock(t->mu);
+    if (t->rec.state != TaskState::kPending) {
+      lock.unlock();
+      // Cancelled while it waited: the canceller made it terminal and left it to us to free.
+      FreeAfterOthers(t);
+      return;
+    }
     AssertTransition(t->rec.state, TaskState::kRunning);
     // Changed in place (no record copy on the hot path) and put back if the store refuses.
     TaskRecord& rec = t->rec;
@@ -702,8 +715,8 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
       rec.state = TaskState::kPending;
       rec.started_ms = old_started_ms;
       rec.run_at_ms = old_run_at_ms;
-      std::fprintf(stderr, "bmos: cannot record start of task %s: %s\n",
-                   t->id().ToString().c_str(), s.ToString().c_str());
+      std::fprintf(stderr, "bmos: cannot record start of task %s: %s\n", t->id().ToString().c_str(),
+                   s.ToString().c_str());
       timer_->ScheduleTask(t, start + kStoreRetryUs);
       return;
     }
@@ -712,7 +725,8 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
     attempt = t->rec.retry_count + 1;
   }
   {
-    stats.queue_wait.Record(static_cast<uint64_t>(std::max<int64_t>(0, SteadyMicros() - t->runnable_since_us)));
+    stats.queue_wait.Record(
+        static_cast<uint64_t>(std::max<int64_t>(0, SteadyMicros() - t->runnable_since_us)));
     const int64_t timeout_ms = t->rec.spec->timeout_ms;  // spec is immutable: no lock needed
     internal::DelayTimer::Handle timeout_handle;
     if (timeout_ms > 0) {
@@ -752,8 +766,8 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
           next.error = err.message().empty() ? "cancelled while running"
                                              : "cancelled while running: " + err.message();
         } else {
-          std::string message = err.message().empty() ? std::string(storage::CodeName(err.code()))
-                                                      : err.message();
+          std::string message =
+              err.message().empty() ? std::string(storage::CodeName(err.code())) : err.message();
           if (flag == internal::kCancelByTimeout) {
             message = "timed out after " + std::to_string(timeout_ms) + " ms (" + message + ")";
           }
@@ -841,33 +855,37 @@ void EngineImpl::Retire(Task* t) {
 }
 
 void EngineImpl::OnDue(Task* t) {
+  bool cancelled = false;
   {
     std::lock_guard<std::mutex> lock(t->mu);
     switch (t->rec.state) {
       case TaskState::kCancelled:
-        break;  // freed below, outside the lock
+        cancelled = true;  // freed below, outside the lock
+        break;
       case TaskState::kRetrying: {
         AssertTransition(TaskState::kRetrying, TaskState::kPending);
-        TaskRecord next = t->rec;
-        next.state = TaskState::kPending;
-        if (Status s = WriteLive(next); !s.ok()) {
+        t->rec.state = TaskState::kPending;  // in place: see Cancel
+        if (Status s = WriteLive(t->rec); !s.ok()) {
+          t->rec.state = TaskState::kRetrying;
           std::fprintf(stderr, "bmos: cannot record retry of task %s: %s\n",
                        t->id().ToString().c_str(), s.ToString().c_str());
           timer_->ScheduleTask(t, NowUs() + kStoreRetryUs);
           return;
         }
-        t->rec = std::move(next);
         t->state.store(TaskState::kPending, std::memory_order_release);
         CountLive(t->queue, TaskState::kRetrying, TaskState::kPending);
         [[fallthrough]];
       }
       default:
         t->runnable_since_us = SteadyMicros();
-        t->queue->group->Push(t);
-        return;
+        break;
     }
   }
-  FreeAfterOthers(t);
+  if (cancelled) {
+    FreeAfterOthers(t);
+    return;
+  }
+  t->queue->group->Push(t);  // outside the lock: the worker that takes it locks mu at once
 }
 
 void EngineImpl::OnTimeout(const TaskId& id, int attempt) {
@@ -969,9 +987,9 @@ EngineStats EngineImpl::Stats() const {
   s.cancelled = cancelled_.Sum();
   s.completed_per_second = static_cast<double>(completed_window) / window;
   s.failed_per_second = static_cast<double>(failed_window) / window;
-  s.success_rate = s.completed + s.failed == 0
-                       ? 1.0
-                       : static_cast<double>(s.completed) / static_cast<double>(s.completed + s.failed);
+  s.success_rate = s.completed + s.failed == 0 ? 1.0
+                                               : static_cast<double>(s.completed) /
+                                                     static_cast<double>(s.completed + s.failed);
   auto fill = [](const internal::Histogram::Snapshot& h, EngineStats::Percentiles& p) {
     p.count = h.count;
     p.p50_ms = static_cast<double>(h.Quantile(0.50)) / 1000.0;
@@ -982,7 +1000,8 @@ EngineStats EngineImpl::Stats() const {
   };
   fill(queue_wait, s.queue_wait);
   fill(run_time, s.run_time);
-  s.live_tasks = static_cast<uint64_t>(std::max<int64_t>(0, live_count_.load(std::memory_order_relaxed)));
+  s.live_tasks =
+      static_cast<uint64_t>(std::max<int64_t>(0, live_count_.load(std::memory_order_relaxed)));
   return s;
 }
 
@@ -1029,11 +1048,12 @@ Status EngineImpl::Stop(std::chrono::milliseconds drain) {
   std::lock_guard<std::mutex> stop_lock(stop_mu_);
   if (stopped_) return Status::Ok();
   stopped_ = true;
+  // 1. No new work starts, then no new task is accepted (in this order: whoever sees enqueues
+  // refused knows no worker starts anything new); running handlers get until the drain deadline.
+  for (auto& g : groups_) g->StopAccepting();
   stopping_.store(true, std::memory_order_release);
   if (janitor_sleeper_ != nullptr) janitor_sleeper_->Wake();
 
-  // 1. No new work starts; running handlers get until the drain deadline.
-  for (auto& g : groups_) g->StopAccepting();
   const auto deadline = std::chrono::steady_clock::now() + drain;
   bool idle = true;
   for (auto& g : groups_) idle = g->WaitIdle(deadline) && idle;

@@ -45,29 +45,29 @@ using storage::TaskState;
 struct HandlerOptions {
   std::string queue = "default";
   Priority priority = Priority::kNormal;
-  std::optional<int32_t> max_retries;            // nullopt: EngineOptions::default_max_retries
-  std::optional<std::chrono::milliseconds> timeout;  // nullopt: EngineOptions::default_timeout
+  std::optional<int32_t> max_retries{};  // nullopt: EngineOptions::default_max_retries
+  std::optional<std::chrono::milliseconds> timeout{};  // nullopt: EngineOptions::default_timeout
 };
 
 struct EnqueueRequest {
-  std::string name;             // a registered handler; REQUIRED
-  boost::json::object data;     // the task's data
+  std::string name{};          // a registered handler; REQUIRED
+  boost::json::object data{};  // the task's data
   // Pre-serialised data, used instead of `data` when not empty. REQUIRES: a JSON object's text
   // (the HTTP layer passes the body it already validated, so it is not parsed twice).
-  std::string data_json;
-  std::string queue;            // empty: the handler's queue
-  std::optional<Priority> priority;
-  std::optional<int32_t> max_retries;              // 0..1000
-  std::optional<std::chrono::milliseconds> timeout;  // per attempt; 0 = none
-  std::optional<int64_t> eta_ms;                   // Unix ms; not before this
-  std::optional<std::chrono::milliseconds> delay;  // not before now + delay (exclusive with eta)
+  std::string data_json{};
+  std::string queue{};  // empty: the handler's queue
+  std::optional<Priority> priority{};
+  std::optional<int32_t> max_retries{};                // 0..1000
+  std::optional<std::chrono::milliseconds> timeout{};  // per attempt; 0 = none
+  std::optional<int64_t> eta_ms{};                     // Unix ms; not before this
+  std::optional<std::chrono::milliseconds> delay{};  // not before now + delay (exclusive with eta)
   // While a task with this key is PENDING, RUNNING or RETRYING, enqueueing the same key returns
   // that task instead of creating another. Empty = none.
-  std::string unique_key;
+  std::string unique_key{};
 };
 
 struct EnqueueResult {
-  TaskId id;
+  TaskId id{};
   TaskState state = TaskState::kPending;  // the state right after enqueue
   bool created = true;  // false: the unique key was live and `id` is the existing task
 };
@@ -75,17 +75,17 @@ struct EnqueueResult {
 // A point-in-time view for dashboards and the stats endpoint.
 struct EngineStats {
   struct Group {
-    std::string name;
-    std::vector<std::string> queues;
+    std::string name{};
+    std::vector<std::string> queues{};
     int workers = 0;
-    int busy = 0;   // workers running a handler now
-    int idle = 0;   // workers - busy
+    int busy = 0;  // workers running a handler now
+    int idle = 0;  // workers - busy
   };
   struct Percentiles {
     uint64_t count = 0;  // samples in the histogram since open
     double p50_ms = 0, p90_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
   };
-  std::vector<Group> groups;
+  std::vector<Group> groups{};
   // Tasks per queue and state, from the store (terminal ones until retention purges them).
   std::map<std::string, std::array<uint64_t, storage::kTaskStateCount>, std::less<>> by_queue;
   std::array<uint64_t, storage::kTaskStateCount> by_state{};
@@ -93,10 +93,10 @@ struct EngineStats {
   uint64_t enqueued = 0, completed = 0, failed = 0, retried = 0, cancelled = 0;
   double completed_per_second = 0;  // average over the last 60 s (or since open, if shorter)
   double failed_per_second = 0;
-  double success_rate = 1;  // completed / (completed + failed); 1 when both are 0
-  Percentiles queue_wait;   // runnable -> handler start
-  Percentiles run_time;     // handler start -> handler return
-  uint64_t live_tasks = 0;  // PENDING + RUNNING + RETRYING held in memory
+  double success_rate = 1;   // completed / (completed + failed); 1 when both are 0
+  Percentiles queue_wait{};  // runnable -> handler start
+  Percentiles run_time{};    // handler start -> handler return
+  uint64_t live_tasks = 0;   // PENDING + RUNNING + RETRYING held in memory
 };
 
 class Engine {

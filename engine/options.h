@@ -50,21 +50,21 @@ struct EngineOptions {
 
   // The store to use. Null: the engine makes an in-memory store (only with kMemory). The
   // engine owns it either way. Its durability() must equal `durability`. Default: null.
-  std::shared_ptr<storage::TaskStore> store;
+  std::shared_ptr<storage::TaskStore> store{};
 
   // Worker groups; their queue lists must not overlap. Default: one group "default" serving
   // "default" with 4 workers.
   std::vector<WorkerGroupOptions> groups = {WorkerGroupOptions{}};
 
   // Backoff between attempts of a failing task.
-  RetryOptions retry;
+  RetryOptions retry{};
 
   // Retention of terminal tasks.
-  RetentionOptions retention;
+  RetentionOptions retention{};
 
   // Defaults for tasks whose enqueue and handler leave them unset.
-  int32_t default_max_retries = 3;                      // Default: 3. Must be 0..1000.
-  std::chrono::milliseconds default_timeout{0};        // per attempt; 0 = none. Default: 0.
+  int32_t default_max_retries = 3;               // Default: 3. Must be 0..1000.
+  std::chrono::milliseconds default_timeout{0};  // per attempt; 0 = none. Default: 0.
 
   // Under a constant flood of higher-priority work, every `anti_starvation_interval`-th pick of
   // a worker takes the oldest waiting level first (LOW, NORMAL, HIGH in turn), so every level

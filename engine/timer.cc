@@ -11,7 +11,9 @@ DelayTimer::DelayTimer(Clock* clock, std::function<void(Task*)> on_due,
 
 DelayTimer::~DelayTimer() { Stop(); }
 
-void DelayTimer::Start() { thread_ = std::thread([this] { Loop(); }); }
+void DelayTimer::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 void DelayTimer::Stop() {
   {

@@ -28,13 +28,13 @@ namespace bmos::engine {
 
 // Per-call overrides of a typed task's defaults (apply_async's keyword arguments).
 struct CallOptions {
-  std::string queue;
-  std::optional<Priority> priority;
-  std::optional<int32_t> max_retries;
-  std::optional<std::chrono::milliseconds> timeout;
-  std::optional<int64_t> eta_ms;
-  std::optional<std::chrono::milliseconds> delay;
-  std::string unique_key;
+  std::string queue{};
+  std::optional<Priority> priority{};
+  std::optional<int32_t> max_retries{};
+  std::optional<std::chrono::milliseconds> timeout{};
+  std::optional<int64_t> eta_ms{};
+  std::optional<std::chrono::milliseconds> delay{};
+  std::string unique_key{};
 };
 
 template <typename Args>
@@ -45,7 +45,7 @@ class TaskDef {
   // Registers `fn` under `name` with `options` as the defaults. Errors as RegisterHandler.
   static Result<TaskDef> Define(Engine& engine, std::string name, HandlerOptions options, Fn fn) {
     Handler handler = [fn = std::move(fn)](TaskContext& ctx) -> HandlerResult {
-      Args args;
+      Args args{};
       try {
         args = boost::json::value_to<Args>(ctx.data());
       } catch (const std::exception& e) {
@@ -69,7 +69,7 @@ class TaskDef {
 
   // Enqueues with per-call overrides. Errors as Engine::Enqueue.
   Result<EnqueueResult> ApplyAsync(const Args& args, CallOptions options) const {
-    EnqueueRequest request;
+    EnqueueRequest request{};
     request.name = name_;
     boost::json::value v = boost::json::value_from(args);
     if (!v.is_object()) {
@@ -90,7 +90,7 @@ class TaskDef {
   TaskDef(Engine* engine, std::string name) : engine_(engine), name_(std::move(name)) {}
 
   Engine* engine_;  // must outlive this TaskDef
-  std::string name_;
+  std::string name_{};
 };
 
 }  // namespace bmos::engine

@@ -182,8 +182,8 @@ int WorkerGroup::busy() const {
 }
 
 void WorkerGroup::CollectStats(internal::Histogram::Snapshot& queue_wait,
-                               internal::Histogram::Snapshot& run_time, int64_t now_s,
-                               int seconds, uint64_t& completed, uint64_t& failed) const {
+                               internal::Histogram::Snapshot& run_time, int64_t now_s, int seconds,
+                               uint64_t& completed, uint64_t& failed) const {
   int created = created_.load(std::memory_order_acquire);
   for (int i = 0; i < created; ++i) {
     const WorkerStats& s = slots_[i]->stats;
@@ -198,8 +198,7 @@ void WorkerGroup::Loop(Worker* w) {
   tls_worker_group = this;
   tls_worker = w;
   auto should_exit = [&] {
-    return w->retire.load(std::memory_order_acquire) ||
-           !accepting_.load(std::memory_order_acquire);
+    return w->retire.load(std::memory_order_acquire) || !accepting_.load(std::memory_order_acquire);
   };
   while (!should_exit()) {
     Task* t = Next(*w);

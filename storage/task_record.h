@@ -55,30 +55,30 @@ std::optional<Priority> ParsePriority(std::string_view text);
 
 // The immutable part of a task: what the caller asked for.
 struct TaskSpec {
-  TaskId id;
-  std::string name;       // a registered handler
-  std::string queue;      // a queue served by some worker group
+  TaskId id{};
+  std::string name{};   // a registered handler
+  std::string queue{};  // a queue served by some worker group
   Priority priority = Priority::kNormal;
-  std::string data_json;  // a JSON object, compact text
-  int32_t max_retries = 3;  // attempts = max_retries + 1
-  int64_t timeout_ms = 0;   // per attempt; 0 = none
-  int64_t eta_ms = 0;       // Unix ms before which the first attempt must not start; 0 = none
-  std::string unique_key;   // empty = none
-  int64_t created_ms = 0;   // Unix ms
+  std::string data_json{};   // a JSON object, compact text
+  int32_t max_retries = 3;   // attempts = max_retries + 1
+  int64_t timeout_ms = 0;    // per attempt; 0 = none
+  int64_t eta_ms = 0;        // Unix ms before which the first attempt must not start; 0 = none
+  std::string unique_key{};  // empty = none
+  int64_t created_ms = 0;    // Unix ms
 };
 
 // One task as stored: the spec plus everything a transition changes.
 struct TaskRecord {
-  std::shared_ptr<const TaskSpec> spec;  // never null in a valid record
+  std::shared_ptr<const TaskSpec> spec{};  // never null in a valid record
   TaskState state = TaskState::kPending;
   int32_t retry_count = 0;   // retries so far: the attempt running or next is retry_count + 1
   int64_t run_at_ms = 0;     // PENDING/RETRYING: Unix ms at which it becomes runnable; 0 = now
   int64_t started_ms = 0;    // start of the latest attempt; 0 = never started
   int64_t completed_ms = 0;  // time of the terminal transition; 0 = not terminal
   double progress = 0;       // 0..1, as last reported by the handler
-  std::string progress_message;
-  std::string result_json;   // COMPLETED: the handler's JSON result
-  std::string error;         // FAILED: the last attempt's error; CANCELLED: why
+  std::string progress_message{};
+  std::string result_json{};  // COMPLETED: the handler's JSON result
+  std::string error{};        // FAILED: the last attempt's error; CANCELLED: why
 
   const TaskId& id() const { return spec->id; }
 };

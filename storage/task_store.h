@@ -33,16 +33,16 @@ std::optional<Durability> ParseDurability(std::string_view text);
 
 // A filter and a page of a list, newest first.
 struct ListQuery {
-  std::optional<TaskState> state;  // nullopt = any
-  std::string queue;               // empty = any
-  std::string name;                // empty = any
-  size_t limit = 50;               // at most this many records; REQUIRES: 1 <= limit <= 1000
-  std::optional<TaskId> before;    // cursor: only ids strictly older than this
+  std::optional<TaskState> state{};  // nullopt = any
+  std::string queue{};               // empty = any
+  std::string name{};                // empty = any
+  size_t limit = 50;                 // at most this many records; REQUIRES: 1 <= limit <= 1000
+  std::optional<TaskId> before{};    // cursor: only ids strictly older than this
 };
 
 struct ListPage {
-  std::vector<TaskRecord> records;   // newest first
-  std::optional<TaskId> next_cursor;  // set when more records may follow
+  std::vector<TaskRecord> records{};    // newest first
+  std::optional<TaskId> next_cursor{};  // set when more records may follow
 };
 
 // Number of tasks per queue and state.
@@ -53,8 +53,8 @@ struct StoreCounts {
 
 struct PurgeOptions {
   int64_t completed_before_ms = 0;  // purge terminal records completed before this (Unix ms)
-  uint64_t keep_at_most = 0;        // also purge the oldest terminal records beyond this; 0 = no cap
-  size_t max_batch = 1000;          // purge at most this many per call, so callers stay responsive
+  uint64_t keep_at_most = 0;  // also purge the oldest terminal records beyond this; 0 = no cap
+  size_t max_batch = 1000;    // purge at most this many per call, so callers stay responsive
 };
 
 class TaskStore {

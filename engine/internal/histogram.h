@@ -60,7 +60,8 @@ class Histogram {
 
   // Any thread. Adds this histogram's counts to `out`.
   void MergeInto(Snapshot& out) const {
-    for (int i = 0; i < kBuckets; ++i) out.buckets[i] += buckets_[i].load(std::memory_order_relaxed);
+    for (int i = 0; i < kBuckets; ++i)
+      out.buckets[i] += buckets_[i].load(std::memory_order_relaxed);
     out.count += count_.load(std::memory_order_relaxed);
     uint64_t m = max_.load(std::memory_order_relaxed);
     if (m > out.max) out.max = m;

@@ -9,9 +9,10 @@
 #ifndef BMOS_ENGINE_INTERNAL_TASK_H_
 #define BMOS_ENGINE_INTERNAL_TASK_H_
 
+#include <concurrentqueue/concurrentqueue.h>
+
 #include <array>
 #include <atomic>
-#include <concurrentqueue/concurrentqueue.h>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -66,7 +67,7 @@ struct Task {
   std::atomic<uint8_t> cancel_flag{kNotCancelled};
   // Set (under the index shard's lock) by Engine::Wait, so only terminal transitions that
   // someone waits for pay for a notification.
-  bool watched = false;  // GUARDED_BY(index shard mu)
+  bool watched = false;                   // GUARDED_BY(index shard mu)
   const HandlerEntry* handler = nullptr;  // immutable after enqueue
   QueueSlot* queue = nullptr;             // immutable after enqueue
   // Steady time (µs) at which the task last became runnable; the holder writes it before it

@@ -28,8 +28,10 @@ class DelayTimer {
     uint64_t seq;  // tie-breaker: equal due times fire in scheduling order
     Task* task;    // a task to release, or null for a timeout
     storage::TaskId id;
-    int attempt;   // timeouts: the attempt they belong to
-    bool operator<(const Entry& o) const { return due_us != o.due_us ? due_us < o.due_us : seq < o.seq; }
+    int attempt;  // timeouts: the attempt they belong to
+    bool operator<(const Entry& o) const {
+      return due_us != o.due_us ? due_us < o.due_us : seq < o.seq;
+    }
   };
   // Identifies a scheduled timeout by its key in the ordered set (never dangles).
   struct Handle {

@@ -38,7 +38,7 @@ struct WorkerStats {
   internal::Histogram run_time;    // µs of handler time
   internal::RateWindow completed;
   internal::RateWindow failed;
-  std::atomic<bool> busy{false};   // relaxed: a statistic
+  std::atomic<bool> busy{false};  // relaxed: a statistic
 };
 
 // Runs one task on the calling worker thread; implemented by the engine.
@@ -82,8 +82,9 @@ class WorkerGroup {
   int workers() const { return active_.load(std::memory_order_relaxed); }
   int busy() const;
   // Adds every worker's histograms and rates (including retired workers') to the outputs.
-  void CollectStats(internal::Histogram::Snapshot& queue_wait, internal::Histogram::Snapshot& run_time,
-                    int64_t now_s, int seconds, uint64_t& completed, uint64_t& failed) const;
+  void CollectStats(internal::Histogram::Snapshot& queue_wait,
+                    internal::Histogram::Snapshot& run_time, int64_t now_s, int seconds,
+                    uint64_t& completed, uint64_t& failed) const;
   // Times a parked worker woke up (tests check that idle workers stay parked).
   uint64_t wakeups() const { return wakeups_.Sum(); }
 
