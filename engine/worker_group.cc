@@ -121,6 +121,8 @@ void WorkerGroup::WakeOne() {
   // Pairs with FullBarrier in Loop after idle_.fetch_add: either the parker sees our task, or
   // we see the parker in idle_.
   FullBarrier();
+  // A spinning worker will find the task without a futex call (the costly part of a push).
+  if (spinning_.load(std::memory_order_relaxed) > 0) return;
   if (idle_.load(std::memory_order_relaxed) > 0) {
     epoch_.fetch_add(1, std::memory_order_release);
     epoch_.notify_one();
@@ -202,12 +204,24 @@ void WorkerGroup::Loop(Worker* w) {
   };
   while (!should_exit()) {
     Task* t = Next(*w);
-    for (int spin = 0; t == nullptr && spin < kSpinsBeforePark; ++spin) {
-      BMOS_CPU_RELAX();
-      t = Next(*w);
-    }
     if (t == nullptr) {
+      // Spinning: pushers need not wake anyone while we look (see WakeOne).
+      spinning_.fetch_add(1, std::memory_order_seq_cst);
+      for (int spin = 0; t == nullptr && spin < kSpinsBeforePark; ++spin) {
+        BMOS_CPU_RELAX();
+        t = Next(*w);
+      }
+      if (t != nullptr) {
+        spinning_.fetch_sub(1, std::memory_order_seq_cst);
+        // Pushes skipped their wake-up while we spun; pass it on so work that arrived in a
+        // burst does not wait for this one task to finish.
+        WakeOne();
+        runner_->RunTask(t, w->stats);
+        continue;
+      }
+      // Register as idle before we stop spinning, so a pusher always sees one or the other.
       idle_.fetch_add(1, std::memory_order_seq_cst);
+      spinning_.fetch_sub(1, std::memory_order_seq_cst);
       FullBarrier();  // pairs with the one in WakeOne (see the comment on idle_)
       uint32_t epoch = epoch_.load(std::memory_order_acquire);
       if (!should_exit()) t = Next(*w);

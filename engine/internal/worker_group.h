@@ -133,6 +133,9 @@ class WorkerGroup {
   // fence) reads idle_ and bumps epoch_ if anyone may be parked. The fences on both sides make
   // "task visible to the parker" or "parker visible to the pusher" always true.
   alignas(64) std::atomic<int> idle_{0};
+  // Workers looking for work before they park. A pusher that sees one skips the wake-up; a
+  // spinner leaves this count only after joining idle_, so a pusher sees at least one of them.
+  alignas(64) std::atomic<int> spinning_{0};
   alignas(64) std::atomic<uint32_t> epoch_{0};
   internal::ShardedCounter wakeups_;
 };
