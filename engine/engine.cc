@@ -438,9 +438,20 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest>
     for (size_t i = 0; i < prepared.size(); ++i) {
       const std::string& key = prepared[i].task->rec.spec->unique_key;
       if (key.empty()) continue;
-      if (auto it = unique_keys_.find(key); it != unique_keys_.end()) {
+      auto it = unique_keys_.find(key);
+      std::optional<TaskState> live_state;
+      if (it != unique_keys_.end()) {
+        // A task that is already terminal (its worker has not released the key yet) no longer
+        // holds it: once Wait or Get show a task finished, its key is free.
         Result<TaskRecord> existing = Get(it->second);
-        result_at(i) = {it->second, existing.ok() ? existing->state : TaskState::kPending, false};
+        if (existing.ok() && !storage::IsTerminal(existing->state)) {
+          live_state = existing->state;
+        } else {
+          unique_keys_.erase(it);
+        }
+      }
+      if (live_state) {
+        result_at(i) = {it->second, *live_state, false};
         create[i] = false;
       } else if (auto b = in_batch.find(key); b != in_batch.end()) {
         result_at(i) = {prepared[b->second].task->id(), TaskState::kPending, false};
@@ -464,11 +475,12 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest>
       const auto& spec = prepared[i].task->rec.spec;
       if (create[i] && !spec->unique_key.empty()) unique_keys_.emplace(spec->unique_key, spec->id);
     }
-    key_lock.unlock();
   }
+  // Indexed while the key lock is still held: a concurrent enqueue of the same key must find
+  // the task (Get) behind the key it sees, or it would take the key for free.
   for (size_t i = 0; i < prepared.size(); ++i) {
     if (!creates(i)) continue;
-    Task* t = prepared[i].task.release();
+    Task* t = prepared[i].task.get();
     result_at(i) = {t->id(), TaskState::kPending, true};
     {
       IndexShard& shard = ShardOf(t->id());
@@ -478,7 +490,10 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest>
     live_count_.fetch_add(1, std::memory_order_relaxed);
     CountLive(t->queue, TaskState::kCompleted, TaskState::kPending);
     enqueued_.Add();
-    Dispatch(t, prepared[i].run_at_us);
+  }
+  if (has_keys) key_lock.unlock();
+  for (size_t i = 0; i < prepared.size(); ++i) {
+    if (creates(i)) Dispatch(prepared[i].task.release(), prepared[i].run_at_us);
   }
   return results;
 }
@@ -631,6 +646,8 @@ Status EngineImpl::Cancel(const TaskId& id) {
               return s;
             }
             CountLive(t->queue, from, TaskState::kCancelled);
+            live_count_.fetch_sub(1, std::memory_order_relaxed);
+            cancelled_.Add();
             t->state.store(TaskState::kCancelled, std::memory_order_release);
             spec = t->rec.spec;
             watched = t->watched;
@@ -645,8 +662,6 @@ Status EngineImpl::Cancel(const TaskId& id) {
       }
     }
     if (spec != nullptr) {
-      live_count_.fetch_sub(1, std::memory_order_relaxed);
-      cancelled_.Add();
       if (!spec->unique_key.empty()) {
         std::lock_guard<std::mutex> lock(unique_mu_);
         auto k = unique_keys_.find(spec->unique_key);
@@ -804,31 +819,34 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
       }
       outcome = next.state;
       CountLive(t->queue, TaskState::kRunning, outcome);
+      // Counters move before the new state is visible, so whoever sees the task finished (Wait,
+      // Get) also sees it counted.
+      const int64_t end_s = end / 1'000'000;
+      switch (outcome) {
+        case TaskState::kCompleted:
+          completed_.Add();
+          stats.completed.Add(end_s);
+          break;
+        case TaskState::kFailed:
+          failed_.Add();
+          stats.failed.Add(end_s);
+          break;
+        case TaskState::kCancelled:
+          cancelled_.Add();
+          break;
+        default:  // kRetrying
+          retried_.Add();
+          break;
+      }
+      if (storage::IsTerminal(outcome)) live_count_.fetch_sub(1, std::memory_order_relaxed);
       if (outcome == TaskState::kRetrying) {
         t->cancel_flag.store(internal::kNotCancelled, std::memory_order_relaxed);
       }
       t->state.store(outcome, std::memory_order_release);
     }
-    const int64_t end_s = end / 1'000'000;
-    switch (outcome) {
-      case TaskState::kCompleted:
-        completed_.Add();
-        stats.completed.Add(end_s);
-        break;
-      case TaskState::kFailed:
-        failed_.Add();
-        stats.failed.Add(end_s);
-        break;
-      case TaskState::kCancelled:
-        cancelled_.Add();
-        break;
-      case TaskState::kRetrying:
-        retried_.Add();
-        stats.failed.Add(end_s);
-        timer_->ScheduleTask(t, retry_at_us);
-        return;
-      default:
-        break;
+    if (outcome == TaskState::kRetrying) {
+      timer_->ScheduleTask(t, retry_at_us);
+      return;
     }
     Retire(t);
   }
@@ -842,7 +860,6 @@ void EngineImpl::Retire(Task* t) {
     shard.tasks.Erase(t->id());
     watched = t->watched;
   }
-  live_count_.fetch_sub(1, std::memory_order_relaxed);
   const std::string& key = t->rec.spec->unique_key;
   if (!key.empty()) {
     std::lock_guard<std::mutex> lock(unique_mu_);

@@ -89,10 +89,11 @@ struct EngineStats {
   // Tasks per queue and state, from the store (terminal ones until retention purges them).
   std::map<std::string, std::array<uint64_t, storage::kTaskStateCount>, std::less<>> by_queue;
   std::array<uint64_t, storage::kTaskStateCount> by_state{};
-  // Since open.
+  // Since open. completed, failed and cancelled count tasks that ended so (failed: FAILED after
+  // their last attempt); retried counts failed attempts that were retried.
   uint64_t enqueued = 0, completed = 0, failed = 0, retried = 0, cancelled = 0;
-  double completed_per_second = 0;  // average over the last 60 s (or since open, if shorter)
-  double failed_per_second = 0;
+  double completed_per_second = 0;  // COMPLETED tasks/s over the last 60 s (or since open)
+  double failed_per_second = 0;     // FAILED tasks/s, same window
   double success_rate = 1;   // completed / (completed + failed); 1 when both are 0
   Percentiles queue_wait{};  // runnable -> handler start
   Percentiles run_time{};    // handler start -> handler return

@@ -534,6 +534,24 @@ TEST_F(EngineTest, UniqueKeyReturnsTheLiveTask) {
   EXPECT_EQ(started_.Get(), 3);
 }
 
+// Once Wait shows a keyed task finished, its key is free at once: the next enqueue creates a
+// new task, and the stats already count the finished one (no window where they lag).
+TEST_F(EngineTest, UniqueKeyFreeAndCountedAsSoonAsWaitSeesTheEnd) {
+  BMOS_ASSERT_OK(engine().RegisterHandler("t", NoopHandler()));
+  const int rounds = kTsan ? 200 : 2000;
+  for (int i = 0; i < rounds; ++i) {
+    EnqueueRequest request = Req("t");
+    request.unique_key = "again";
+    Result<EnqueueResult> r = engine().Enqueue(std::move(request));
+    BMOS_ASSERT_OK(r);
+    ASSERT_TRUE(r->created) << "round " << i << ": the key of a finished task was still held";
+    WaitTerminal(engine(), r->id);
+    EngineStats stats = engine().Stats();
+    ASSERT_EQ(stats.completed, static_cast<uint64_t>(i + 1)) << "round " << i;
+    ASSERT_EQ(stats.live_tasks, 0u) << "round " << i;
+  }
+}
+
 TEST_F(EngineTest, UniqueKeyFreedByCancel) {
   BMOS_ASSERT_OK(engine().RegisterHandler("t", NoopHandler()));
   EnqueueRequest request = Req("t");
