@@ -268,11 +268,7 @@ Status EngineImpl::RegisterHandler(std::string name, Handler handler, HandlerOpt
   if (!handler) return Status::InvalidArgument("handler '" + name + "' is empty");
   auto qit = queues_.find(options.queue);
   if (qit == queues_.end()) {
-    std::vector<std::string> served;
-    for (const auto& [q, slot] : queues_) served.push_back(q);
-    return Status::InvalidArgument("handler '" + name + "': queue '" + options.queue +
-                                   "' is not served by any worker group (served: " + Join(served) +
-                                   ")");
+    return Status::InvalidArgument("handler '" + name + "': " + UnservedQueueText(options.queue));
   }
   if (options.max_retries &&
       (*options.max_retries < 0 || *options.max_retries > kMaxRetriesLimit)) {
@@ -321,6 +317,13 @@ const internal::HandlerEntry* EngineImpl::FindHandler(std::string_view name) con
 
 std::string EngineImpl::KnownHandlersText() const { return Join(HandlerNames()); }
 
+std::string EngineImpl::UnservedQueueText(std::string_view queue) const {
+  std::vector<std::string> served;
+  for (const auto& [q, slot] : queues_) served.push_back(q);
+  return "queue '" + std::string(queue) + "' is not served by any worker group (served: " +
+         Join(served) + ")";
+}
+
 // ---------------------------------------------------------------------------------------------
 // Enqueue.
 
@@ -335,11 +338,7 @@ Result<EngineImpl::Prepared> EngineImpl::Prepare(EnqueueRequest& req, int64_t no
   if (!req.queue.empty()) {
     auto it = queues_.find(req.queue);
     if (it == queues_.end()) {
-      std::vector<std::string> served;
-      for (const auto& [q, slot] : queues_) served.push_back(q);
-      return Status::InvalidArgument(
-          "queue_name: queue '" + req.queue +
-          "' is not served by any worker group (served: " + Join(served) + ")");
+      return Status::InvalidArgument("queue_name: " + UnservedQueueText(req.queue));
     }
     queue = it->second;
   }

@@ -86,6 +86,8 @@ class EngineImpl final : public TaskRunner {
   Result<Prepared> Prepare(EnqueueRequest& request, int64_t now_us);
   const internal::HandlerEntry* FindHandler(std::string_view name) const;
   std::string KnownHandlersText() const;
+  // "queue 'x' is not served by any worker group (served: a, b)".
+  std::string UnservedQueueText(std::string_view queue) const;
   IndexShard& ShardOf(const TaskId& id) const {
     return index_[storage::TaskIdHash()(id) % kIndexShards];
   }
