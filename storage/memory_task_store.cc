@@ -1,5 +1,7 @@
 #include "storage/memory_task_store.h"
 
+#include <concurrentqueue/concurrentqueue.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -131,21 +133,29 @@ class MemoryTaskStore final : public TaskStore {
   }
 
   Result<size_t> PurgeTerminal(const PurgeOptions& options) override {
-    size_t removed = 0;
-    while (removed < options.max_batch) {
-      TaskId id;
-      {
-        std::lock_guard lock(terminal_mu_);
-        if (terminal_fifo_.empty()) break;
-        const bool too_old = terminal_fifo_.front().first < options.completed_before_ms;
-        // Relaxed: a statistic; the shard locks order the updates that matter.
-        const bool too_many =
-            options.keep_at_most > 0 &&
-            terminal_count_.load(std::memory_order_relaxed) > options.keep_at_most;
-        if (!too_old && !too_many) break;
-        id = terminal_fifo_.front().second;
-        terminal_fifo_.pop_front();
+    std::lock_guard purge_lock(purge_mu_);
+    // Take what writers queued since the last call, up to a bound that keeps one call short.
+    std::pair<int64_t, TaskId> buffer[256];
+    for (size_t taken = 0; taken < kMaxDrainPerPurge;) {
+      size_t n = terminal_queue_.try_dequeue_bulk(buffer, std::size(buffer));
+      if (n == 0) break;
+      purge_fifo_.insert(purge_fifo_.end(), buffer, buffer + n);
+      taken += n;
+    }
+    uint64_t terminal = 0;
+    if (options.keep_at_most > 0) {
+      for (Shard& shard : shards_) {
+        std::lock_guard lock(shard.mu);
+        terminal += shard.terminal;
       }
+    }
+    size_t removed = 0;
+    while (removed < options.max_batch && !purge_fifo_.empty()) {
+      const bool too_old = purge_fifo_.front().first < options.completed_before_ms;
+      const bool too_many = options.keep_at_most > 0 && terminal > options.keep_at_most;
+      if (!too_old && !too_many) break;
+      TaskId id = purge_fifo_.front().second;
+      purge_fifo_.pop_front();
       Shard& shard = ShardFor(id);
       std::lock_guard lock(shard.mu);
       auto it = shard.records.find(id);
@@ -163,7 +173,8 @@ class MemoryTaskStore final : public TaskStore {
         }
       }
       shard.records.erase(it);
-      terminal_count_.fetch_sub(1, std::memory_order_relaxed);
+      --shard.terminal;
+      --terminal;
       ++removed;
     }
     return removed;
@@ -180,6 +191,7 @@ class MemoryTaskStore final : public TaskStore {
     boost::unordered_flat_map<TaskId, TaskRecord, TaskIdHash> records;  // GUARDED_BY(mu)
     // Per queue, the number of records in each state.
     std::unordered_map<std::string, StateCounts> counts;  // GUARDED_BY(mu)
+    uint64_t terminal = 0;                                // GUARDED_BY(mu): terminal records
   };
 
   static size_t ShardIndex(const TaskId& id) {
@@ -208,20 +220,16 @@ class MemoryTaskStore final : public TaskStore {
         --counts[static_cast<size_t>(stored.state)];
         const bool was_terminal = IsTerminal(stored.state);
         became_terminal = !was_terminal && IsTerminal(r.state);
-        if (was_terminal && !IsTerminal(r.state)) {
-          terminal_count_.fetch_sub(1, std::memory_order_relaxed);
-        }
+        if (was_terminal && !IsTerminal(r.state)) --shard.terminal;
         AssignMutableFields(stored, r);
       }
       ++counts[static_cast<size_t>(r.state)];
-      if (became_terminal) terminal_count_.fetch_add(1, std::memory_order_relaxed);
+      if (became_terminal) ++shard.terminal;
     }
-    // Outside the shard lock: PurgeTerminal takes terminal_mu_ and then shard locks one at a
-    // time, never both, and neither does this.
-    if (became_terminal) {
-      std::lock_guard lock(terminal_mu_);
-      terminal_fifo_.emplace_back(r.completed_ms, id);
-    }
+    // Lock-free: writers on many threads never meet on a shared lock here. The queue keeps each
+    // writer's order; across writers PurgeTerminal sees them in chunks, so age-based purging may
+    // lag by up to a janitor interval for some records, never purge early.
+    if (became_terminal) terminal_queue_.enqueue({r.completed_ms, id});
   }
 
   static StateCounts& CountsFor(Shard& shard, const std::string& queue) {
@@ -232,12 +240,13 @@ class MemoryTaskStore final : public TaskStore {
 
   std::array<Shard, kShardCount> shards_;
 
-  std::mutex terminal_mu_;
-  // Terminal records in the order they became terminal, with their completion time. Entries may
-  // outlive their records; PurgeTerminal skips those.
-  std::deque<std::pair<int64_t, TaskId>> terminal_fifo_;  // GUARDED_BY(terminal_mu_)
-  // Number of terminal records in the shards. Updated under the shard lock of the record.
-  std::atomic<uint64_t> terminal_count_{0};
+  // Terminal records in the order they became terminal (per writer thread), with their
+  // completion time. Entries may outlive their records; PurgeTerminal skips those.
+  moodycamel::ConcurrentQueue<std::pair<int64_t, TaskId>> terminal_queue_;
+  std::mutex purge_mu_;  // one purge at a time
+  // Entries taken from terminal_queue_ and not yet purged, oldest first.
+  std::deque<std::pair<int64_t, TaskId>> purge_fifo_;  // GUARDED_BY(purge_mu_)
+  static constexpr size_t kMaxDrainPerPurge = 1 << 20;
 };
 
 }  // namespace
