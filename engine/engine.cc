@@ -91,7 +91,11 @@ EngineImpl::EngineImpl(EngineOptions options)
   jitter_rng_.seed(seed);
 }
 
-EngineImpl::~EngineImpl() { (void)Stop(std::chrono::milliseconds(0)); }
+EngineImpl::~EngineImpl() {
+  (void)Stop(std::chrono::milliseconds(0));
+  Task* t;
+  while (recycled_.try_dequeue(t)) delete t;
+}
 
 Status EngineImpl::Validate(const EngineOptions& o) {
   if (o.groups.empty())
@@ -320,8 +324,8 @@ std::string EngineImpl::KnownHandlersText() const { return Join(HandlerNames());
 std::string EngineImpl::UnservedQueueText(std::string_view queue) const {
   std::vector<std::string> served;
   for (const auto& [q, slot] : queues_) served.push_back(q);
-  return "queue '" + std::string(queue) + "' is not served by any worker group (served: " +
-         Join(served) + ")";
+  return "queue '" + std::string(queue) +
+         "' is not served by any worker group (served: " + Join(served) + ")";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,7 +389,7 @@ Result<EngineImpl::Prepared> EngineImpl::Prepare(EnqueueRequest& req, int64_t no
   spec->created_ms = now_us / 1000;
 
   Prepared p;
-  p.task = std::make_unique<Task>();
+  p.task = AllocateTask();
   p.task->handler = entry;
   p.task->queue = queue;
   p.task->rec.spec = std::move(spec);
@@ -867,7 +871,29 @@ void EngineImpl::Retire(Task* t) {
   }
   if (watched) NotifyWaiters();
   // Out of the index: nobody else can reach the task any more.
-  delete t;
+  RecycleTask(t);
+}
+
+std::unique_ptr<Task> EngineImpl::AllocateTask() {
+  Task* t;
+  if (recycled_.try_dequeue(t)) return std::unique_ptr<Task>(t);
+  return std::make_unique<Task>();
+}
+
+void EngineImpl::RecycleTask(Task* t) {
+  if (recycled_.size_approx() >= kMaxRecycled) {
+    delete t;
+    return;
+  }
+  // Back to a fresh task's state; the queue hand-off publishes these writes to the next user.
+  t->rec = TaskRecord();
+  t->state.store(TaskState::kPending, std::memory_order_relaxed);
+  t->cancel_flag.store(internal::kNotCancelled, std::memory_order_relaxed);
+  t->watched = false;
+  t->handler = nullptr;
+  t->queue = nullptr;
+  t->runnable_since_us = 0;
+  recycled_.enqueue(t);
 }
 
 void EngineImpl::OnDue(Task* t) {

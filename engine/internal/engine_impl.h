@@ -98,6 +98,10 @@ class EngineImpl final : public TaskRunner {
   void OnTimeout(const TaskId& id, int attempt);
   // After a task turned terminal (its record is written and mu released): forget it and free it.
   void Retire(internal::Task* task);
+  // A Task for a new enqueue: a recycled one when available.
+  std::unique_ptr<internal::Task> AllocateTask();
+  // Returns a finished task (out of the index, nobody else holding it) for reuse.
+  void RecycleTask(internal::Task* task);
   // Frees a task that someone else made terminal (Cancel) once they are done with it.
   static void FreeAfterOthers(internal::Task* task);
   void NotifyWaiters() const;
@@ -137,6 +141,11 @@ class EngineImpl final : public TaskRunner {
   std::unordered_map<std::string, TaskId> unique_keys_;  // GUARDED_BY(unique_mu_)
 
   std::unique_ptr<internal::DelayTimer> timer_;
+
+  // Finished Task objects kept for reuse: workers put them back, enqueues take them, saving a
+  // malloc and a cross-thread free per task. At most kMaxRecycled are kept.
+  static constexpr size_t kMaxRecycled = 4096;
+  moodycamel::ConcurrentQueue<internal::Task*> recycled_;
 
   std::mutex jitter_mu_;
   std::mt19937_64 jitter_rng_;  // GUARDED_BY(jitter_mu_)
