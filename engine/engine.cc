@@ -247,7 +247,6 @@ Status EngineImpl::Start() {
       std::lock_guard<std::mutex> lock(shard.mu);
       shard.tasks.Insert(t->id(), t);
     }
-    live_count_.fetch_add(1, std::memory_order_relaxed);
     CountLive(t->queue, TaskState::kCompleted, t->state.load(std::memory_order_relaxed));
     if (t->state.load(std::memory_order_relaxed) == TaskState::kRetrying) {
       timer_->ScheduleTask(t, run_at_us);
@@ -490,7 +489,6 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest>
       std::lock_guard<std::mutex> lock(shard.mu);
       shard.tasks.Insert(t->id(), t);
     }
-    live_count_.fetch_add(1, std::memory_order_relaxed);
     CountLive(t->queue, TaskState::kCompleted, TaskState::kPending);
     enqueued_.Add();
   }
@@ -649,7 +647,6 @@ Status EngineImpl::Cancel(const TaskId& id) {
               return s;
             }
             CountLive(t->queue, from, TaskState::kCancelled);
-            live_count_.fetch_sub(1, std::memory_order_relaxed);
             cancelled_.Add();
             t->state.store(TaskState::kCancelled, std::memory_order_release);
             spec = t->rec.spec;
@@ -841,7 +838,6 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
           retried_.Add();
           break;
       }
-      if (storage::IsTerminal(outcome)) live_count_.fetch_sub(1, std::memory_order_relaxed);
       if (outcome == TaskState::kRetrying) {
         t->cancel_flag.store(internal::kNotCancelled, std::memory_order_relaxed);
       }
@@ -1042,8 +1038,13 @@ EngineStats EngineImpl::Stats() const {
   };
   fill(queue_wait, s.queue_wait);
   fill(run_time, s.run_time);
-  s.live_tasks =
-      static_cast<uint64_t>(std::max<int64_t>(0, live_count_.load(std::memory_order_relaxed)));
+  // Live tasks are the sum of the per-queue live-state counts (sharded: no shared counter on
+  // the hot path).
+  uint64_t live = 0;
+  for (const auto& slot : queue_slots_) {
+    for (const auto& c : slot->live) live += c.Sum();
+  }
+  s.live_tasks = static_cast<uint64_t>(std::max<int64_t>(0, static_cast<int64_t>(live)));
   return s;
 }
 
@@ -1142,7 +1143,6 @@ Status EngineImpl::Stop(std::chrono::milliseconds drain) {
     shard.tasks.Clear();
   }
   for (Task* t : held) delete t;
-  live_count_.store(0, std::memory_order_relaxed);
   NotifyWaiters();
   return Status::Ok();
 }

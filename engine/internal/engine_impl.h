@@ -135,7 +135,6 @@ class EngineImpl final : public TaskRunner {
   std::atomic<uint64_t> handlers_version_{0};  // bumped (release) after each registration
 
   mutable std::array<IndexShard, kIndexShards> index_;
-  std::atomic<int64_t> live_count_{0};
 
   std::mutex unique_mu_;
   std::unordered_map<std::string, TaskId> unique_keys_;  // GUARDED_BY(unique_mu_)
