@@ -2,7 +2,9 @@
 //
 // An Engine owns its worker groups, its delay timer (ETA, retry backoff, timeouts), its janitor
 // (retention) and its store. Tasks flow PENDING -> RUNNING -> COMPLETED | FAILED | CANCELLED,
-// with RUNNING -> RETRYING -> PENDING between attempts; every transition is written to the store.
+// with RUNNING -> RETRYING -> PENDING between attempts. With a logging store (sync, async) every
+// transition is written to it; in memory mode only terminal records are (there is nothing to
+// recover from), and live tasks are served from the engine's own index.
 //
 // Thread-safety: every method may be called from any thread, including from inside a handler.
 // Open returns a running engine; Stop (or the destructor) stops it. Exceptions never leave it.
