@@ -749,11 +749,10 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
     }
     stats.busy.store(true, std::memory_order_relaxed);
     const int64_t run_start = SteadyMicros();
-    HandlerResult result = Status::Internal("not run");
-    {
-      TaskContext ctx(this, t, attempt);
-      result = Invoke(handler->fn, ctx);
-    }
+    HandlerResult result = [&] {
+      TaskContext ctx(this, t, attempt);  // lives for the attempt only
+      return Invoke(handler->fn, ctx);
+    }();
     stats.run_time.Record(static_cast<uint64_t>(std::max<int64_t>(0, SteadyMicros() - run_start)));
     stats.busy.store(false, std::memory_order_relaxed);
     if (timeout_ms > 0) (void)timer_->CancelTimeout(timeout_handle);
