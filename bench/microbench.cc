@@ -376,8 +376,9 @@ BENCHMARK(BM_TaskRecordCopy);
 // The engine end to end (memory mode, no-op handler).
 
 struct NoopEngine {
-  std::unique_ptr<engine::Engine> engine;
   std::atomic<int64_t> done{0};  // handler calls so far
+  // Last, so it is destroyed first: its destructor waits for running handlers, which use `done`.
+  std::unique_ptr<engine::Engine> engine;
 };
 
 // Opens a memory-mode engine with `workers` workers and the "bench.noop" handler. Retention runs

@@ -270,11 +270,13 @@ class OthersProbe {
 // stamps the steady time at which the handler of task number `seq` (its data is {"s":seq})
 // started.
 struct Bench {
-  std::unique_ptr<engine::Engine> engine;
   // Handler calls so far. The handler adds with release after writing started[seq]; a reader
   // that loads the final count with acquire sees every stamp.
   std::atomic<int64_t> done{0};
   std::vector<int64_t> started;  // steady ns per seq; empty when not stamping
+  // Last, so it is destroyed first: its destructor waits for running handlers, which use the
+  // fields above.
+  std::unique_ptr<engine::Engine> engine;
 };
 
 std::optional<storage::Durability> DurabilityOf(const std::string& mode) {
