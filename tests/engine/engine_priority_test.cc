@@ -20,6 +20,7 @@ using namespace std::chrono_literals;
 // which tasks start.
 class PriorityTest : public ::testing::Test {
  protected:
+  void RunMixedRounds(int anti_starvation_interval, int rounds);
   void Open(int anti_starvation_interval) {
     EngineOptions o = MakeOptions(1);
     o.anti_starvation_interval = anti_starvation_interval;
@@ -88,11 +89,13 @@ void ExpectPriorityOrder(const std::vector<Priority>& order, size_t expected_siz
   }
 }
 
-TEST_F(PriorityTest, StrictOrderCriticalHighNormalLow) {
-  Open(/*anti_starvation_interval=*/0);
+// Holds the only worker, enqueues `rounds` x (LOW, NORMAL, HIGH, CRITICAL), releases it and
+// checks that they started in priority order.
+void PriorityTest::RunMixedRounds(int anti_starvation_interval, int rounds) {
+  Open(anti_starvation_interval);
   TaskId gate = HoldWorker();
   std::vector<TaskId> ids;
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < rounds; ++i) {
     for (Priority p : {Priority::kLow, Priority::kNormal, Priority::kHigh, Priority::kCritical}) {
       ids.push_back(EnqueueOrFail(engine(), Rec(p)));
     }
@@ -103,21 +106,12 @@ TEST_F(PriorityTest, StrictOrderCriticalHighNormalLow) {
   ExpectPriorityOrder(Order(), ids.size());
 }
 
+TEST_F(PriorityTest, StrictOrderCriticalHighNormalLow) { RunMixedRounds(/*interval=*/0, 5); }
+
 TEST_F(PriorityTest, DefaultGuardKeepsOrderForAFewTasks) {
   // 12 tasks after the gate: fewer picks than the default interval (32), so the guard does not
   // reorder them.
-  Open(/*anti_starvation_interval=*/32);
-  TaskId gate = HoldWorker();
-  std::vector<TaskId> ids;
-  for (int i = 0; i < 3; ++i) {
-    for (Priority p : {Priority::kLow, Priority::kNormal, Priority::kHigh, Priority::kCritical}) {
-      ids.push_back(EnqueueOrFail(engine(), Rec(p)));
-    }
-  }
-  gate_.Open();
-  WaitTerminal(engine(), gate);
-  for (const TaskId& id : ids) WaitTerminal(engine(), id);
-  ExpectPriorityOrder(Order(), ids.size());
+  RunMixedRounds(/*interval=*/32, 3);
 }
 
 TEST_F(PriorityTest, BatchRespectsPriority) {
