@@ -69,8 +69,12 @@ class TaskContext {
 };
 
 // What a handler returns: a JSON result (any JSON value), or an error. An error Status makes the
-// attempt fail (retried while attempts remain); Status::Cancelled after the token was set ends
-// the task CANCELLED. A handler that throws counts as a failed attempt with the exception's text.
+// attempt fail (retried while attempts remain), except:
+//   - InvalidArgument: bad input stays bad, so the task is FAILED at once without retry;
+//   - any error returned after Engine::Cancel set the token ends the task CANCELLED (a success
+//     returned anyway ends it COMPLETED);
+//   - after a timeout set the token, the attempt fails as "timed out after N ms (...)".
+// A handler that throws counts as a failed attempt with the exception's text.
 using HandlerResult = storage::Result<boost::json::value>;
 using Handler = std::function<HandlerResult(TaskContext&)>;
 
