@@ -740,15 +740,17 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
     attempt = t->rec.retry_count + 1;
   }
   {
+    // One steady reading ends the queue wait and starts the run time (a clock read per task
+    // less on the hot path).
+    const int64_t run_start = SteadyMicros();
     stats.queue_wait.Record(
-        static_cast<uint64_t>(std::max<int64_t>(0, SteadyMicros() - t->runnable_since_us)));
+        static_cast<uint64_t>(std::max<int64_t>(0, run_start - t->runnable_since_us)));
     const int64_t timeout_ms = t->rec.spec->timeout_ms;  // spec is immutable: no lock needed
     internal::DelayTimer::Handle timeout_handle;
     if (timeout_ms > 0) {
       timeout_handle = timer_->ScheduleTimeout(t->id(), attempt, start + timeout_ms * 1000);
     }
     stats.busy.store(true, std::memory_order_relaxed);
-    const int64_t run_start = SteadyMicros();
     HandlerResult result = [&] {
       TaskContext ctx(this, t, attempt);  // lives for the attempt only
       return Invoke(handler->fn, ctx);
