@@ -1089,6 +1089,12 @@ Status EngineImpl::ResizeGroup(std::string_view name, int workers) {
 }
 
 Status EngineImpl::Stop(std::chrono::milliseconds drain) {
+  for (const auto& g : groups_) {
+    // Stop joins the workers; a worker cannot join itself.
+    if (g->OnWorkerThread()) {
+      return Status::FailedPrecondition("Stop cannot be called from a handler of this engine");
+    }
+  }
   std::lock_guard<std::mutex> stop_lock(stop_mu_);
   if (stopped_) return Status::Ok();
   stopped_ = true;

@@ -154,6 +154,7 @@ class Engine {
   // Graceful stop: refuses new enqueues (Unavailable), lets running handlers finish until
   // `drain` has passed, then sets the tokens of those still running and waits for them. Tasks
   // still waiting stay PENDING/RETRYING in the store. Idempotent; later calls return at once.
+  // From inside a handler of this engine: FailedPrecondition (a worker cannot wait for itself).
   Status Stop(std::chrono::milliseconds drain = std::chrono::seconds(30));
 
   // The store (for tools and the HTTP layer's health check). Owned by the engine.

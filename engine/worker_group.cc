@@ -174,6 +174,8 @@ std::vector<Task*> WorkerGroup::TakeAllQueued() {
   return tasks;
 }
 
+bool WorkerGroup::OnWorkerThread() const { return tls_worker_group == this; }
+
 int WorkerGroup::busy() const {
   int n = 0;
   int created = created_.load(std::memory_order_acquire);

@@ -79,6 +79,9 @@ class WorkerGroup {
   // After Join: removes and returns every task still queued (shared queues and deques).
   std::vector<internal::Task*> TakeAllQueued();
 
+  // True on one of this group's worker threads (inside a handler it runs).
+  bool OnWorkerThread() const;
+
   int workers() const { return active_.load(std::memory_order_relaxed); }
   int busy() const;
   // Adds every worker's histograms and rates (including retired workers') to the outputs.

@@ -404,6 +404,24 @@ TEST(EngineStop, StopWithNothingRunningReturns) {
   BMOS_EXPECT_OK((*opened)->Stop());
 }
 
+// A handler may call any engine method, but Stop joins the workers and a worker cannot wait
+// for itself: it gets FailedPrecondition, and the engine keeps running.
+TEST(EngineStop, StopFromInsideAHandlerIsRefused) {
+  Result<std::unique_ptr<Engine>> opened = Engine::Open(MakeOptions(2));
+  BMOS_ASSERT_OK(opened);
+  Engine& engine = **opened;
+  BMOS_ASSERT_OK(engine.RegisterHandler("stopper", [&](TaskContext&) -> HandlerResult {
+    Status s = engine.Stop(std::chrono::milliseconds(0));
+    return boost::json::value(std::string(storage::CodeName(s.code())));
+  }));
+  TaskRecord r = WaitTerminal(engine, EnqueueOrFail(engine, Req("stopper")));
+  EXPECT_EQ(r.state, TaskState::kCompleted) << Describe(r);
+  EXPECT_EQ(r.result_json, "\"FailedPrecondition\"");
+  BMOS_ASSERT_OK(engine.RegisterHandler("noop", NoopHandler()));
+  TaskRecord after = WaitTerminal(engine, EnqueueOrFail(engine, Req("noop")));
+  EXPECT_EQ(after.state, TaskState::kCompleted) << "the engine stopped after all";
+}
+
 TEST(EngineStop, ConcurrentStopsAllReturn) {
   Counter started;
   Result<std::unique_ptr<Engine>> opened = Engine::Open(MakeOptions(2));
