@@ -7,6 +7,7 @@
 #include <atomic>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -135,12 +136,26 @@ class MemoryTaskStore final : public TaskStore {
   Result<size_t> PurgeTerminal(const PurgeOptions& options) override {
     std::lock_guard purge_lock(purge_mu_);
     // Take what writers queued since the last call, up to a bound that keeps one call short.
+    // The queue keeps each writer's order only; sorting what was taken and merging it in keeps
+    // purge_fifo_ oldest-first across writers, so an old record never waits behind a younger
+    // one from another thread.
+    std::vector<std::pair<int64_t, TaskId>> fresh;
     std::pair<int64_t, TaskId> buffer[256];
-    for (size_t taken = 0; taken < kMaxDrainPerPurge;) {
+    while (fresh.size() < kMaxDrainPerPurge) {
       size_t n = terminal_queue_.try_dequeue_bulk(buffer, std::size(buffer));
       if (n == 0) break;
-      purge_fifo_.insert(purge_fifo_.end(), buffer, buffer + n);
-      taken += n;
+      fresh.insert(fresh.end(), buffer, buffer + n);
+    }
+    if (!fresh.empty()) {
+      std::sort(fresh.begin(), fresh.end());
+      if (purge_fifo_.empty() || purge_fifo_.back() <= fresh.front()) {
+        purge_fifo_.insert(purge_fifo_.end(), fresh.begin(), fresh.end());
+      } else {
+        std::deque<std::pair<int64_t, TaskId>> merged;
+        std::merge(purge_fifo_.begin(), purge_fifo_.end(), fresh.begin(), fresh.end(),
+                   std::back_inserter(merged));
+        purge_fifo_.swap(merged);
+      }
     }
     uint64_t terminal = 0;
     if (options.keep_at_most > 0) {
@@ -227,9 +242,8 @@ class MemoryTaskStore final : public TaskStore {
       ++counts[static_cast<size_t>(r.state)];
       if (became_terminal) ++shard.terminal;
     }
-    // Lock-free: writers on many threads never meet on a shared lock here. The queue keeps each
-    // writer's order; across writers PurgeTerminal sees them in chunks, so age-based purging may
-    // lag by up to a janitor interval for some records, never purge early.
+    // Lock-free: writers on many threads never meet on a shared lock here. PurgeTerminal sorts
+    // what it takes from the queue into completion order.
     if (became_terminal) terminal_queue_.enqueue({r.completed_ms, id});
   }
 
@@ -245,7 +259,7 @@ class MemoryTaskStore final : public TaskStore {
   // completion time. Entries may outlive their records; PurgeTerminal skips those.
   moodycamel::ConcurrentQueue<std::pair<int64_t, TaskId>> terminal_queue_;
   std::mutex purge_mu_;  // one purge at a time
-  // Entries taken from terminal_queue_ and not yet purged, oldest first.
+  // Entries taken from terminal_queue_ and not yet purged, sorted oldest first.
   std::deque<std::pair<int64_t, TaskId>> purge_fifo_;  // GUARDED_BY(purge_mu_)
   static constexpr size_t kMaxDrainPerPurge = 1 << 20;
 };

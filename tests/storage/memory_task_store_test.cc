@@ -381,6 +381,31 @@ TEST(MemoryTaskStore, PurgeFollowsCompletionOrderNotIdOrder) {
   EXPECT_TRUE(store->Get(IdFor(1)).ok());
 }
 
+// Records finished on different threads are purged oldest-first across threads: an old record
+// written by one thread does not wait behind a younger one that another thread wrote earlier.
+TEST(MemoryTaskStore, PurgeOrdersRecordsFromDifferentWritersByCompletion) {
+  auto store = NewMemoryTaskStore();
+  auto write_on_thread = [&](uint64_t i, int64_t completed_ms) {
+    std::thread t([&] {
+      ASSERT_TRUE(WriteOne(*store, With(MakeRecord(i), S::kCompleted, completed_ms)).ok());
+    });
+    t.join();
+  };
+  write_on_thread(1, kBaseMs + 2'000);  // young, written first
+  write_on_thread(2, kBaseMs + 1'000);  // old, written second, by another thread
+  write_on_thread(3, kBaseMs + 3'000);
+  PurgeOptions by_age;
+  by_age.completed_before_ms = kBaseMs + 1'500;
+  EXPECT_EQ(*store->PurgeTerminal(by_age), 1u);
+  EXPECT_FALSE(store->Get(IdFor(2)).ok());
+  EXPECT_TRUE(store->Get(IdFor(1)).ok());
+  PurgeOptions by_count;
+  by_count.keep_at_most = 1;
+  EXPECT_EQ(*store->PurgeTerminal(by_count), 1u);
+  EXPECT_FALSE(store->Get(IdFor(1)).ok());
+  EXPECT_TRUE(store->Get(IdFor(3)).ok());
+}
+
 TEST(MemoryTaskStore, ForEachLiveVisitsOnlyLive) {
   auto store = NewMemoryTaskStore();
   std::set<TaskId> live;
