@@ -23,8 +23,9 @@ namespace {
 constexpr size_t kMaxNameLength = 200;
 constexpr size_t kMaxUniqueKeyLength = 512;
 constexpr int32_t kMaxRetriesLimit = 1000;
-// How long a task waits before its start is tried again when the store refused to record it.
-constexpr int64_t kStoreRetryUs = 1'000'000;
+// How long a task waits before it is tried again when it could not start: the store refused to
+// record a transition, or (after recovery) its handler is not registered yet.
+constexpr int64_t kRetryLaterUs = 1'000'000;
 
 std::atomic<uint64_t> next_engine_uid{1};
 
@@ -229,11 +230,8 @@ Status EngineImpl::Start() {
     task->rec = std::move(r);
     recovered.emplace_back(std::move(task), run_at_us);
   }
-  for (size_t i = 0; i < rewritten.size(); i += 1000) {
-    size_t n = std::min<size_t>(1000, rewritten.size() - i);
-    s = store_->Write(std::span<const TaskRecord>(rewritten.data() + i, n));
-    if (!s.ok()) return s;
-  }
+  s = WriteInChunks(rewritten);
+  if (!s.ok()) return s;
 
   for (size_t i = 0; i < groups_.size(); ++i) {
     s = groups_[i]->Resize(options_.groups[i].workers);
@@ -662,11 +660,7 @@ Status EngineImpl::Cancel(const TaskId& id) {
       }
     }
     if (spec != nullptr) {
-      if (!spec->unique_key.empty()) {
-        std::lock_guard<std::mutex> lock(unique_mu_);
-        auto k = unique_keys_.find(spec->unique_key);
-        if (k != unique_keys_.end() && k->second == id) unique_keys_.erase(k);
-      }
+      ReleaseUniqueKey(spec->unique_key, id);
       if (watched) NotifyWaiters();
       return Status::Ok();
     }
@@ -703,7 +697,7 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
     // Recovered before its handler was registered: look again, else wait and look later.
     handler = FindHandler(t->rec.spec->name);
     if (handler == nullptr) {
-      timer_->ScheduleTask(t, start + kStoreRetryUs);
+      timer_->ScheduleTask(t, start + kRetryLaterUs);
       return;
     }
     t->handler = handler;
@@ -732,7 +726,7 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
       rec.run_at_ms = old_run_at_ms;
       std::fprintf(stderr, "bmos: cannot record start of task %s: %s\n", t->id().ToString().c_str(),
                    s.ToString().c_str());
-      timer_->ScheduleTask(t, start + kStoreRetryUs);
+      timer_->ScheduleTask(t, start + kRetryLaterUs);
       return;
     }
     t->state.store(TaskState::kRunning, std::memory_order_release);
@@ -852,6 +846,25 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
   }
 }
 
+void EngineImpl::ReleaseUniqueKey(const std::string& key, const TaskId& id) {
+  if (key.empty()) return;
+  std::lock_guard<std::mutex> lock(unique_mu_);
+  auto k = unique_keys_.find(key);
+  // Only the holder's own entry: a later task may have taken the key already (see Enqueue).
+  if (k != unique_keys_.end() && k->second == id) unique_keys_.erase(k);
+}
+
+Status EngineImpl::WriteInChunks(const std::vector<TaskRecord>& records) {
+  constexpr size_t kChunk = 1000;  // one store batch each
+  for (size_t i = 0; i < records.size(); i += kChunk) {
+    const size_t n = std::min(kChunk, records.size() - i);
+    if (Status s = store_->Write(std::span<const TaskRecord>(records.data() + i, n)); !s.ok()) {
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
 void EngineImpl::Retire(Task* t) {
   bool watched;
   {
@@ -860,12 +873,7 @@ void EngineImpl::Retire(Task* t) {
     shard.tasks.Erase(t->id());
     watched = t->watched;
   }
-  const std::string& key = t->rec.spec->unique_key;
-  if (!key.empty()) {
-    std::lock_guard<std::mutex> lock(unique_mu_);
-    auto k = unique_keys_.find(key);
-    if (k != unique_keys_.end() && k->second == t->id()) unique_keys_.erase(k);
-  }
+  ReleaseUniqueKey(t->rec.spec->unique_key, t->id());
   if (watched) NotifyWaiters();
   // Out of the index: nobody else can reach the task any more.
   RecycleTask(t);
@@ -908,7 +916,7 @@ void EngineImpl::OnDue(Task* t) {
           t->rec.state = TaskState::kRetrying;
           std::fprintf(stderr, "bmos: cannot record retry of task %s: %s\n",
                        t->id().ToString().c_str(), s.ToString().c_str());
-          timer_->ScheduleTask(t, NowUs() + kStoreRetryUs);
+          timer_->ScheduleTask(t, NowUs() + kRetryLaterUs);
           return;
         }
         t->state.store(TaskState::kPending, std::memory_order_release);
@@ -1140,9 +1148,9 @@ Status EngineImpl::Stop(std::chrono::milliseconds drain) {
     for (Task* t : held) {
       if (!storage::IsTerminal(t->rec.state)) waiting.push_back(t->rec);
     }
-    for (size_t i = 0; i < waiting.size(); i += 1000) {
-      size_t n = std::min<size_t>(1000, waiting.size() - i);
-      (void)store_->Write(std::span<const TaskRecord>(waiting.data() + i, n));
+    if (Status s = WriteInChunks(waiting); !s.ok()) {
+      std::fprintf(stderr, "bmos: cannot record the tasks still waiting at stop: %s\n",
+                   s.ToString().c_str());
     }
   }
   for (IndexShard& shard : index_) {

@@ -102,6 +102,10 @@ class EngineImpl final : public TaskRunner {
   std::unique_ptr<internal::Task> AllocateTask();
   // Returns a finished task (out of the index, nobody else holding it) for reuse.
   void RecycleTask(internal::Task* task);
+  // Drops `key` (if not empty) from the live unique keys when it still maps to `id`.
+  void ReleaseUniqueKey(const std::string& key, const TaskId& id);
+  // Writes `records` to the store in batches of at most 1000; stops at the first error.
+  Status WriteInChunks(const std::vector<TaskRecord>& records);
   // Frees a task that someone else made terminal (Cancel) once they are done with it.
   static void FreeAfterOthers(internal::Task* task);
   void NotifyWaiters() const;
