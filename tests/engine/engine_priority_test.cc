@@ -21,6 +21,7 @@ using namespace std::chrono_literals;
 class PriorityTest : public ::testing::Test {
  protected:
   void RunMixedRounds(int anti_starvation_interval, int rounds);
+  void RunCriticalBacklogWithFiveLow(int anti_starvation_interval, std::vector<Priority>* order);
   void Open(int anti_starvation_interval) {
     EngineOptions o = MakeOptions(1);
     o.anti_starvation_interval = anti_starvation_interval;
@@ -131,8 +132,11 @@ TEST_F(PriorityTest, BatchRespectsPriority) {
   ExpectPriorityOrder(Order(), batch.size());
 }
 
-TEST_F(PriorityTest, AntiStarvationLetsLowRunUnderACriticalBacklog) {
-  Open(/*anti_starvation_interval=*/32);
+// Holds the only worker, enqueues 2000 CRITICAL then 5 LOW tasks, releases it and returns the
+// priorities in the order the tasks started.
+void PriorityTest::RunCriticalBacklogWithFiveLow(int anti_starvation_interval,
+                                                 std::vector<Priority>* order) {
+  Open(anti_starvation_interval);
   TaskId gate = HoldWorker();
   std::vector<EnqueueRequest> criticals(2000, Rec(Priority::kCritical));
   Result<std::vector<EnqueueResult>> crit = engine().EnqueueBatch(criticals);
@@ -144,8 +148,13 @@ TEST_F(PriorityTest, AntiStarvationLetsLowRunUnderACriticalBacklog) {
   for (const EnqueueResult& e : *crit) WaitTerminal(engine(), e.id);
   for (const TaskId& id : lows) WaitTerminal(engine(), id);
 
-  std::vector<Priority> order = Order();
-  ASSERT_EQ(order.size(), 2005u);
+  *order = Order();
+  ASSERT_EQ(order->size(), 2005u);
+}
+
+TEST_F(PriorityTest, AntiStarvationLetsLowRunUnderACriticalBacklog) {
+  std::vector<Priority> order;
+  ASSERT_NO_FATAL_FAILURE(RunCriticalBacklogWithFiveLow(/*interval=*/32, &order));
   std::vector<size_t> low = Positions(order, Priority::kLow);
   std::vector<size_t> critical = Positions(order, Priority::kCritical);
   ASSERT_EQ(low.size(), 5u);
@@ -158,20 +167,8 @@ TEST_F(PriorityTest, AntiStarvationLetsLowRunUnderACriticalBacklog) {
 }
 
 TEST_F(PriorityTest, StrictPriorityStarvesLowUntilCriticalDrains) {
-  Open(/*anti_starvation_interval=*/0);
-  TaskId gate = HoldWorker();
-  std::vector<EnqueueRequest> criticals(2000, Rec(Priority::kCritical));
-  Result<std::vector<EnqueueResult>> crit = engine().EnqueueBatch(criticals);
-  BMOS_ASSERT_OK(crit);
-  std::vector<TaskId> lows;
-  for (int i = 0; i < 5; ++i) lows.push_back(EnqueueOrFail(engine(), Rec(Priority::kLow)));
-  gate_.Open();
-  WaitTerminal(engine(), gate);
-  for (const EnqueueResult& e : *crit) WaitTerminal(engine(), e.id);
-  for (const TaskId& id : lows) WaitTerminal(engine(), id);
-
-  std::vector<Priority> order = Order();
-  ASSERT_EQ(order.size(), 2005u);
+  std::vector<Priority> order;
+  ASSERT_NO_FATAL_FAILURE(RunCriticalBacklogWithFiveLow(/*interval=*/0, &order));
   std::vector<size_t> low = Positions(order, Priority::kLow);
   ASSERT_EQ(low.size(), 5u);
   EXPECT_EQ(low.front(), 2000u) << "a LOW task overtook CRITICAL ones with the guard off";
