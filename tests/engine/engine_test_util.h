@@ -207,6 +207,14 @@ inline EngineOptions MakeOptions(int workers, Clock* clock = nullptr,
   return options;
 }
 
+// Two groups as BMOS runs them: "default" (2 workers) and "ml" (1 worker, queue "ml").
+inline EngineOptions DefaultAndMlGroups() {
+  EngineOptions options;
+  options.groups = {WorkerGroupOptions{.name = "default", .queues = {"default"}, .workers = 2},
+                    WorkerGroupOptions{.name = "ml", .queues = {"ml"}, .workers = 1}};
+  return options;
+}
+
 // Builders for option structs. Designated initialisers that leave out a field without a default
 // member initialiser trip GCC's -Wmissing-field-initializers, so tests use these instead.
 inline HandlerOptions OnQueue(std::string queue) {

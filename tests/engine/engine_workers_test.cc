@@ -44,10 +44,7 @@ int Busy(const Engine& engine, std::string_view group) {
 TEST(EngineGroups, SlowGroupDoesNotBlockAnother) {
   Gate gate;
   Counter ml_started;
-  EngineOptions o;
-  o.groups = {WorkerGroupOptions{.name = "default", .queues = {"default"}, .workers = 2},
-              WorkerGroupOptions{.name = "ml", .queues = {"ml"}, .workers = 1}};
-  Result<std::unique_ptr<Engine>> opened = Engine::Open(o);
+  Result<std::unique_ptr<Engine>> opened = Engine::Open(DefaultAndMlGroups());
   BMOS_ASSERT_OK(opened);
   Engine& engine = **opened;
   BMOS_ASSERT_OK(engine.RegisterHandler(
@@ -167,10 +164,7 @@ TEST(EngineGroups, ShrinkWhileWorkersAreBusy) {
 }
 
 TEST(EngineGroups, ResizeValidates) {
-  EngineOptions o;
-  o.groups = {WorkerGroupOptions{.name = "default", .queues = {"default"}, .workers = 2},
-              WorkerGroupOptions{.name = "ml", .queues = {"ml"}, .workers = 1}};
-  Result<std::unique_ptr<Engine>> opened = Engine::Open(o);
+  Result<std::unique_ptr<Engine>> opened = Engine::Open(DefaultAndMlGroups());
   BMOS_ASSERT_OK(opened);
   Engine& engine = **opened;
   Status zero = engine.ResizeGroup("default", 0);
