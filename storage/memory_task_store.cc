@@ -39,6 +39,7 @@ void AssignMutableFields(TaskRecord& dst, const TaskRecord& src) {
 
 bool Matches(const TaskRecord& r, const ListQuery& q) {
   if (q.state && r.state != *q.state) return false;
+  if (q.terminal_only && !IsTerminal(r.state)) return false;
   if (q.before && !(r.id() < *q.before)) return false;
   if (!q.queue.empty() && r.spec->queue != q.queue) return false;
   if (!q.name.empty() && r.spec->name != q.name) return false;

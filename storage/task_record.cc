@@ -2,6 +2,7 @@
 
 #include <array>
 #include <boost/json.hpp>
+#include <cstdio>
 
 #include "storage/task_store.h"
 
@@ -148,6 +149,26 @@ std::optional<Durability> ParseDurability(std::string_view text) {
   const int i = FindName(kDurabilityNames, text);
   if (i < 0) return std::nullopt;
   return static_cast<Durability>(i);
+}
+
+void TaskStore::WriteAsync(std::span<const TaskRecord> records, WriteCallback* done) {
+  const Status s = Write(records);
+  if (done != nullptr) {
+    done->OnWritten(s);
+  } else if (!s.ok()) {
+    std::fprintf(stderr, "bmos: store write failed: %s\n", s.ToString().c_str());
+  }
+}
+
+Result<StoreCounts> TaskStore::TerminalCounts() const {
+  Result<StoreCounts> counts = Counts();
+  if (!counts.ok()) return counts;
+  for (auto& [queue, per_state] : counts->by_queue) {
+    for (int i = 0; i < kTaskStateCount; ++i) {
+      if (!IsTerminal(static_cast<TaskState>(i))) per_state[i] = 0;
+    }
+  }
+  return counts;
 }
 
 uint64_t StoreCounts::total(TaskState state) const {

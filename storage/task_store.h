@@ -38,6 +38,7 @@ struct ListQuery {
   std::string name{};                // empty = any
   size_t limit = 50;                 // at most this many records; REQUIRES: 1 <= limit <= 1000
   std::optional<TaskId> before{};    // cursor: only ids strictly older than this
+  bool terminal_only = false;        // only COMPLETED, FAILED and CANCELLED records
 };
 
 struct ListPage {
@@ -57,6 +58,18 @@ struct PurgeOptions {
   size_t max_batch = 1000;    // purge at most this many per call, so callers stay responsive
 };
 
+// Told when an asynchronous write (TaskStore::WriteAsync) is done.
+class WriteCallback {
+ public:
+  // `status` is OK once the records are as durable as the store's durability() promises, or the
+  // error that kept them out (then none of them was applied). Runs on a thread of the store (or
+  // the caller's, before WriteAsync returns); it must be quick and must not call Flush.
+  virtual void OnWritten(const Status& status) = 0;
+
+ protected:
+  ~WriteCallback() = default;
+};
+
 class TaskStore {
  public:
   virtual ~TaskStore() = default;
@@ -69,6 +82,15 @@ class TaskStore {
   // REQUIRES: every record has a spec; a replaced record keeps its spec's contents.
   virtual Status Write(std::span<const TaskRecord> records) = 0;
 
+  // Write without waiting: the records are read (copied) before the call returns, and `done`,
+  // when not null, is told the outcome later. Writes are applied in the order they were
+  // submitted, so a later write of the same id wins. A null `done` drops the outcome (errors are
+  // logged). The default implementation writes synchronously and calls `done` before returning.
+  virtual void WriteAsync(std::span<const TaskRecord> records, WriteCallback* done);
+
+  // Waits until every write submitted before the call is done and its callback has returned.
+  virtual Status Flush() { return Status::Ok(); }
+
   // The record of `id`, or NotFound.
   virtual Result<TaskRecord> Get(const TaskId& id) const = 0;
 
@@ -77,6 +99,10 @@ class TaskStore {
 
   // Counts by queue and state.
   virtual Result<StoreCounts> Counts() const = 0;
+
+  // Counts of the terminal states only (live states read 0): what the engine asks for its stats,
+  // since it counts live tasks itself. Cheap in every store. Default: Counts() with live zeroed.
+  virtual Result<StoreCounts> TerminalCounts() const;
 
   // Calls `visit` once for every PENDING, RUNNING and RETRYING record (recovery). No order.
   virtual Status ForEachLive(const std::function<void(const TaskRecord&)>& visit) const = 0;

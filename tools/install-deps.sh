@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libconcurrentqueue-dev
-  libboost1.81-dev libboost-json1.81-dev
+  libboost1.81-dev libboost-json1.81-dev librocksdb-dev
   libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )

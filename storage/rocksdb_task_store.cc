@@ -1,0 +1,760 @@
+#include "storage/rocksdb_task_store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <boost/container/small_vector.hpp>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "storage/record_codec.h"
+
+namespace bmos::storage {
+namespace {
+
+namespace fs = std::filesystem;
+using StateCounts = std::array<uint64_t, kTaskStateCount>;
+
+constexpr std::string_view kFormatKey = "format";
+constexpr std::string_view kFormatValue = "bmos-task-store 1";
+constexpr size_t kBatchHeader = 12;  // WriteBatch rep: fixed64 sequence, fixed32 count
+constexpr size_t kMaxListLimit = 1000;
+
+enum Cf : size_t { kMeta = 0, kLive = 1, kDone = 2, kIndex = 3, kCfCount = 4 };
+constexpr std::array<const char*, kCfCount> kCfNames = {"default", "live", "done", "index"};
+
+// The index prefix of a key is all but its trailing 16-byte id. Memtable inserts use it to keep
+// one insert hint per prefix: ids arrive roughly in order, so most inserts land next to the last
+// one of their prefix instead of searching the whole skip list.
+class StripIdTransform final : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "bmos.StripId"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), key.size() - codec::kIdKeySize);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return key.size() >= codec::kIdKeySize;
+  }
+};
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::Ok();
+  std::string message = std::string(what) + ": " + s.ToString();
+  if (s.IsNotFound()) return Status::NotFound(std::move(message));
+  if (s.IsCorruption()) return Status::Corruption(std::move(message));
+  if (s.IsNotSupported()) return Status::NotSupported(std::move(message));
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(std::move(message));
+  if (s.IsNoSpace()) return Status::Unavailable("disk full: " + message);
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut())
+    return Status::Unavailable(std::move(message));
+  if (s.IsIOError()) return Status::IOError(std::move(message));
+  return Status::Internal(std::move(message));
+}
+
+// One Write/WriteAsync call on its way to the commit thread.
+struct Request {
+  struct CountDelta {
+    std::string queue;
+    TaskState state;
+    int64_t delta;
+  };
+  std::string body;  // WriteBatch entries, without the batch header
+  uint32_t entries = 0;
+  uint32_t records = 0;
+  boost::container::small_vector<CountDelta, 1> deltas;
+  // Asynchronous: `done` is told, or (`detached`) nobody is and errors are logged; the commit
+  // thread deletes the request. Synchronous: the writer waits on `finished` for `status`.
+  WriteCallback* done = nullptr;
+  bool detached = false;
+  std::atomic<uint32_t> finished{0};
+  Status status;
+};
+
+bool IsLiveState(TaskState s) { return !IsTerminal(s); }
+
+class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
+ public:
+  RocksDbTaskStoreImpl(RocksDbStoreOptions options) : options_(std::move(options)) {}
+
+  ~RocksDbTaskStoreImpl() override {
+    if (committer_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(queue_mu_);
+        stopping_ = true;
+      }
+      queue_cv_.notify_one();
+      committer_.join();
+    }
+    if (db_ != nullptr) {
+      for (rocksdb::ColumnFamilyHandle* h : cf_) {
+        if (h != nullptr) (void)db_->DestroyColumnFamilyHandle(h);
+      }
+      (void)db_->Close();
+    }
+  }
+
+  Status OpenDb() {
+    const std::string& path = options_.path;
+    const std::string where = "task store " + path;
+    std::error_code ec;
+    const bool exists = fs::exists(path, ec);
+    const bool has_current = exists && fs::exists(fs::path(path) / "CURRENT", ec);
+    if (exists && !fs::is_directory(path, ec)) {
+      return Status::FailedPrecondition(where + ": not a directory");
+    }
+    if (exists && !has_current && !fs::is_empty(path, ec)) {
+      return Status::FailedPrecondition(
+          where +
+          ": the directory holds files but no store (no RocksDB CURRENT file); "
+          "refusing to create a store among them");
+    }
+    if (!has_current && options_.read_only) {
+      return Status::NotFound(where + ": no store in this directory");
+    }
+    if (!exists) {
+      fs::create_directories(path, ec);
+      if (ec) return Status::IOError(where + ": cannot create the directory: " + ec.message());
+    }
+
+    rocksdb::DBOptions db_options;
+    db_options.create_if_missing = !has_current;
+    db_options.create_missing_column_families = !has_current;
+    db_options.paranoid_checks = true;
+    db_options.allow_concurrent_memtable_write = false;  // one writer: the commit thread
+    db_options.max_background_jobs = 2;
+    db_options.max_total_wal_size = 256u << 20;
+    db_options.keep_log_file_num = 3;
+    db_options.max_log_file_size = 4u << 20;
+    db_options.write_buffer_manager =
+        std::make_shared<rocksdb::WriteBufferManager>(options_.write_buffer_bytes);
+    if (options_.env != nullptr) db_options.env = options_.env;
+
+    cache_ = rocksdb::NewLRUCache(options_.block_cache_bytes);
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (size_t i = 0; i < kCfCount; ++i) {
+      rocksdb::ColumnFamilyOptions cf;
+      rocksdb::BlockBasedTableOptions table;
+      table.block_cache = cache_;
+      table.cache_index_and_filter_blocks = true;
+      table.pin_l0_filter_and_index_blocks_in_cache = true;
+      if (i == kLive || i == kDone) {
+        table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));  // point lookups by id
+      }
+      cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+      cf.write_buffer_size = (i == kDone || i == kIndex) ? options_.write_buffer_bytes / 2
+                                                         : options_.write_buffer_bytes / 4;
+      // Live records are short-lived (most die in the memtable); terminal ones compress well.
+      cf.compression = i == kLive ? rocksdb::kNoCompression : rocksdb::kLZ4Compression;
+      cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<StripIdTransform>();
+      cfs.emplace_back(kCfNames[i], cf);
+    }
+    if (has_current) {
+      std::vector<std::string> names;
+      rocksdb::Status s =
+          rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(db_options), path, &names);
+      if (!s.ok()) return OpenError(s);
+      for (const char* want : kCfNames) {
+        if (std::find(names.begin(), names.end(), want) == names.end()) {
+          return Status::FailedPrecondition(where + ": a RocksDB database, but not a BMOS task " +
+                                            "store (no column family '" + want + "')");
+        }
+      }
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status s = options_.read_only
+                            ? rocksdb::DB::OpenForReadOnly(db_options, path, cfs, &handles, &db)
+                            : rocksdb::DB::Open(db_options, path, cfs, &handles, &db);
+    if (!s.ok()) return OpenError(s);
+    db_.reset(db);
+    for (size_t i = 0; i < kCfCount; ++i) cf_[i] = handles[i];
+
+    std::string format;
+    s = db_->Get(rocksdb::ReadOptions(), cf_[kMeta], kFormatKey, &format);
+    if (s.IsNotFound()) {
+      if (has_current) {
+        return Status::FailedPrecondition(where + ": not a BMOS task store (no format marker)");
+      }
+      rocksdb::WriteOptions wo;
+      wo.sync = true;
+      s = db_->Put(wo, cf_[kMeta], kFormatKey, kFormatValue);
+      if (!s.ok()) return FromRocks(s, where + ": cannot write the format marker");
+    } else if (!s.ok()) {
+      return OpenError(s);
+    } else if (format != kFormatValue) {
+      return Status::NotSupported(where + ": written in format '" + format +
+                                  "'; this build reads '" + std::string(kFormatValue) + "'");
+    }
+    if (Status c = LoadCounts(); !c.ok()) return c;
+    if (!options_.read_only) committer_ = std::thread([this] { CommitLoop(); });
+    return Status::Ok();
+  }
+
+  // -- TaskStore -------------------------------------------------------------------------------
+
+  Durability durability() const override { return options_.durability; }
+
+  Status Write(std::span<const TaskRecord> records) override {
+    if (records.empty()) return Status::Ok();
+    if (options_.read_only) return ReadOnlyError();
+    Request req;
+    Encode(records, &req);
+    Submit(&req);
+    while (req.finished.load(std::memory_order_acquire) == 0) req.finished.wait(0);
+    return req.status;
+  }
+
+  void WriteAsync(std::span<const TaskRecord> records, WriteCallback* done) override {
+    if (options_.read_only) {
+      if (done != nullptr) done->OnWritten(ReadOnlyError());
+      return;
+    }
+    auto* req = new Request;
+    Encode(records, req);
+    req->done = done;
+    req->detached = done == nullptr;
+    Submit(req);
+  }
+
+  Status Flush() override {
+    if (options_.read_only) return Status::Ok();
+    Request marker;
+    Submit(&marker);
+    while (marker.finished.load(std::memory_order_acquire) == 0) marker.finished.wait(0);
+    return Status::Ok();
+  }
+
+  Result<TaskRecord> Get(const TaskId& id) const override {
+    const std::string key = codec::IdKey(id);
+    std::string value;
+    for (Cf cf : {kLive, kDone}) {
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_[cf], key, &value);
+      if (s.ok()) return codec::DecodeRecord(id, value);
+      if (!s.IsNotFound()) return FromRocks(s, "get task " + id.ToString());
+    }
+    // A record moving from live to done between the two reads: look once more.
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_[kDone], key, &value);
+    if (s.ok()) return codec::DecodeRecord(id, value);
+    return Status::NotFound("task " + id.ToString() + " not found");
+  }
+
+  Result<ListPage> List(const ListQuery& query) const override {
+    if (query.limit < 1 || query.limit > kMaxListLimit) {
+      return Status::InvalidArgument("limit must be between 1 and 1000");
+    }
+    if (query.terminal_only && query.state && IsLiveState(*query.state)) return ListPage{};
+    // One more than the limit from each part tells whether another page follows.
+    const size_t want = query.limit + 1;
+    std::vector<TaskRecord> found;
+    if (!query.state || IsTerminal(*query.state)) {
+      if (Status s = ListTerminal(query, want, &found); !s.ok()) return s;
+    }
+    if (!query.terminal_only && (!query.state || IsLiveState(*query.state))) {
+      if (Status s = ListLive(query, want, &found); !s.ok()) return s;
+    }
+    std::sort(found.begin(), found.end(),
+              [](const TaskRecord& a, const TaskRecord& b) { return b.id() < a.id(); });
+    ListPage page;
+    const bool more = found.size() > query.limit;
+    if (more) found.resize(query.limit);
+    page.records = std::move(found);
+    if (more && !page.records.empty()) page.next_cursor = page.records.back().id();
+    return page;
+  }
+
+  Result<StoreCounts> Counts() const override {
+    Result<StoreCounts> out = TerminalCounts();
+    if (!out.ok()) return out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_[kLive]));
+    TaskState state;
+    std::string queue;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const rocksdb::Slice v = it->value();
+      if (Status s = codec::PeekStateAndQueue(std::string_view(v.data(), v.size()), &state, &queue);
+          !s.ok()) {
+        return s;
+      }
+      out->by_queue[queue][static_cast<int>(state)] += 1;
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "count live tasks");
+    return out;
+  }
+
+  Result<StoreCounts> TerminalCounts() const override {
+    StoreCounts out;
+    std::lock_guard<std::mutex> lock(counts_mu_);
+    for (const auto& [queue, per_state] : counts_) {
+      bool any = false;
+      for (uint64_t c : per_state) any = any || c != 0;
+      if (any) out.by_queue.emplace(queue, per_state);
+    }
+    return out;
+  }
+
+  Status ForEachLive(const std::function<void(const TaskRecord&)>& visit) const override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_[kLive]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::optional<TaskId> id = codec::IdFromKey(ToView(it->key()));
+      if (!id) return Status::Corruption("task store " + options_.path + ": malformed live key");
+      Result<TaskRecord> r = codec::DecodeRecord(*id, ToView(it->value()));
+      if (!r.ok()) return r.status();
+      visit(*r);
+    }
+    return FromRocks(it->status(), "read live tasks");
+  }
+
+  Result<size_t> PurgeTerminal(const PurgeOptions& options) override {
+    if (options_.read_only) return ReadOnlyError();
+    // One purge at a time: two would both count the same records out.
+    std::lock_guard<std::mutex> purge_lock(purge_mu_);
+    uint64_t total = 0;
+    {
+      std::lock_guard<std::mutex> lock(counts_mu_);
+      for (const auto& [queue, per_state] : counts_) {
+        for (int i = 0; i < kTaskStateCount; ++i) total += per_state[i];
+      }
+    }
+    int64_t excess = options.keep_at_most == 0
+                         ? 0
+                         : static_cast<int64_t>(total) - static_cast<int64_t>(options.keep_at_most);
+    const size_t max_batch = std::max<size_t>(1, options.max_batch);
+    std::vector<TaskRecord> victims;
+    // Oldest first (id order is creation order). created <= completed for every record, so once
+    // records are created after the cutoff none further on can have completed before it.
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_[kDone]));
+    for (it->SeekToFirst(); it->Valid() && victims.size() < max_batch; it->Next()) {
+      std::optional<TaskId> id = codec::IdFromKey(ToView(it->key()));
+      if (!id) return Status::Corruption("task store " + options_.path + ": malformed done key");
+      Result<TaskRecord> r = codec::DecodeRecord(*id, ToView(it->value()));
+      if (!r.ok()) return r.status();
+      const bool too_old = r->completed_ms < options.completed_before_ms;
+      if (excess > 0 || too_old) {
+        victims.push_back(std::move(*r));
+        --excess;
+      } else if (r->spec->created_ms >= options.completed_before_ms) {
+        break;
+      }
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "scan terminal tasks");
+    it.reset();
+    if (victims.empty()) return size_t{0};
+    Request req;
+    for (const TaskRecord& r : victims) {
+      std::string key = codec::IdKey(r.id());
+      scratch_batch_.Clear();
+      AppendIndexEdits(r, key, /*insert=*/false);
+      AppendBody(&req);
+      req.deltas.push_back({r.spec->queue, r.state, -1});
+      req.records += 1;
+    }
+    Submit(&req);
+    while (req.finished.load(std::memory_order_acquire) == 0) req.finished.wait(0);
+    if (!req.status.ok()) return req.status;
+    purged_since_compaction_ += victims.size();
+    if (purged_since_compaction_ >= kCompactAfterPurged) {
+      purged_since_compaction_ = 0;
+      // Reclaims the space of the purged records and drops their tombstones, so scans from the
+      // oldest record stay fast. Runs on the caller (the janitor), never on the hot path.
+      const std::string last = codec::IdKey(victims.back().id());
+      rocksdb::Slice end(last);
+      rocksdb::CompactRangeOptions co;
+      (void)db_->CompactRange(co, cf_[kDone], nullptr, &end);
+      (void)db_->CompactRange(co, cf_[kIndex], nullptr, nullptr);
+    }
+    return victims.size();
+  }
+
+  // -- RocksDbTaskStore ------------------------------------------------------------------------
+
+  CommitStats commit_stats() const override {
+    CommitStats s;
+    s.commits = commits_.load(std::memory_order_relaxed);
+    s.writes = committed_writes_.load(std::memory_order_relaxed);
+    s.records = committed_records_.load(std::memory_order_relaxed);
+    return s;
+  }
+
+  const std::string& path() const override { return options_.path; }
+
+  uint64_t ApproximateDiskBytes() const override {
+    uint64_t total = 0;
+    for (rocksdb::ColumnFamilyHandle* h : cf_) {
+      uint64_t v = 0;
+      if (db_->GetIntProperty(h, "rocksdb.total-sst-files-size", &v)) total += v;
+    }
+    rocksdb::VectorLogPtr wals;
+    if (db_->GetSortedWalFiles(wals).ok()) {
+      for (const auto& w : wals) total += w->SizeFileBytes();
+    }
+    return total;
+  }
+
+  Status CompactAll() override {
+    if (options_.read_only) return ReadOnlyError();
+    for (rocksdb::ColumnFamilyHandle* h : cf_) {
+      rocksdb::Status s = db_->CompactRange(rocksdb::CompactRangeOptions(), h, nullptr, nullptr);
+      if (!s.ok()) return FromRocks(s, "compact " + options_.path);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  static constexpr size_t kCompactAfterPurged = 100'000;
+
+  static std::string_view ToView(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+  Status ReadOnlyError() const {
+    return Status::FailedPrecondition("task store " + options_.path + " is open read-only");
+  }
+
+  Status OpenError(const rocksdb::Status& s) const {
+    const std::string where = "task store " + options_.path;
+    const std::string text = s.ToString();
+    if (s.IsIOError() &&
+        (text.find("lock") != std::string::npos || text.find("LOCK") != std::string::npos)) {
+      return Status::FailedPrecondition(where + " is already open in another process (or " +
+                                        "another store of this one): " + text);
+    }
+    if (s.IsCorruption()) {
+      return Status::Corruption(where + " is damaged and cannot be opened: " + text);
+    }
+    return FromRocks(s, where + ": cannot open");
+  }
+
+  Status LoadCounts() {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_[kMeta]));
+    std::string queue;
+    TaskState state;
+    for (it->Seek("c"); it->Valid() && it->key().starts_with("c"); it->Next()) {
+      uint64_t n = 0;
+      if (!codec::ParseCountKey(ToView(it->key()), &queue, &state) ||
+          !codec::DecodeFixed64(ToView(it->value()), &n)) {
+        return Status::Corruption("task store " + options_.path + ": malformed count entry");
+      }
+      counts_[queue][static_cast<int>(state)] = n;
+    }
+    return FromRocks(it->status(), "task store " + options_.path + ": read counts");
+  }
+
+  // Index entries of a terminal record: added by a terminal write, removed by a purge. A purge
+  // also removes the record itself; a terminal write moves it out of `live`.
+  void AppendIndexEdits(const TaskRecord& r, const std::string& id_key, bool insert) {
+    const char state_byte = static_cast<char>(r.state);
+    std::string s = codec::StatePrefix(r.state) + id_key;
+    std::string q = codec::QueuePrefix(r.spec->queue) + id_key;
+    std::string n = codec::NamePrefix(r.spec->name) + id_key;
+    if (insert) {
+      scratch_batch_.Put(cf_[kIndex], s, rocksdb::Slice());
+      scratch_batch_.Put(cf_[kIndex], q, rocksdb::Slice(&state_byte, 1));
+      scratch_batch_.Put(cf_[kIndex], n, rocksdb::Slice(&state_byte, 1));
+    } else {
+      scratch_batch_.Delete(cf_[kDone], id_key);
+      scratch_batch_.Delete(cf_[kIndex], s);
+      scratch_batch_.Delete(cf_[kIndex], q);
+      scratch_batch_.Delete(cf_[kIndex], n);
+    }
+  }
+
+  // Moves scratch_batch_'s entries into `req`.
+  void AppendBody(Request* req) {
+    const std::string& rep = scratch_batch_.Data();
+    req->body.append(rep, kBatchHeader, std::string::npos);
+    req->entries += static_cast<uint32_t>(scratch_batch_.Count());
+  }
+
+  void Encode(std::span<const TaskRecord> records, Request* req) {
+    std::string key, value;
+    scratch_batch_.Clear();
+    for (const TaskRecord& r : records) {
+      key.clear();
+      codec::AppendIdKey(r.id(), &key);
+      value.clear();
+      codec::EncodeRecord(r, &value);
+      if (IsTerminal(r.state)) {
+        scratch_batch_.Delete(cf_[kLive], key);
+        scratch_batch_.Put(cf_[kDone], key, value);
+        AppendIndexEdits(r, key, /*insert=*/true);
+        req->deltas.push_back({r.spec->queue, r.state, +1});
+      } else {
+        scratch_batch_.Put(cf_[kLive], key, value);
+      }
+    }
+    AppendBody(req);
+    req->records = static_cast<uint32_t>(records.size());
+  }
+
+  void Submit(Request* req) {
+    bool wake;
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      queue_.push_back(req);
+      wake = committer_idle_;
+    }
+    if (wake) queue_cv_.notify_one();
+  }
+
+  void CommitLoop() {
+    std::vector<Request*> batch;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(queue_mu_);
+        committer_idle_ = true;
+        queue_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+        committer_idle_ = false;
+        if (queue_.empty()) return;  // stopping, and everything submitted is done
+        batch.swap(queue_);
+      }
+      size_t begin = 0;
+      while (begin < batch.size()) {
+        size_t end = begin, bytes = 0;
+        while (end < batch.size() && (end == begin || bytes < options_.max_commit_bytes)) {
+          bytes += batch[end]->body.size();
+          ++end;
+        }
+        Commit(std::span<Request*>(batch.data() + begin, end - begin));
+        begin = end;
+      }
+      batch.clear();
+    }
+  }
+
+  void Commit(std::span<Request*> requests) {
+    std::string rep(kBatchHeader, '\0');
+    uint32_t entries = 0;
+    uint64_t records = 0;
+    size_t bytes = kBatchHeader;
+    for (const Request* r : requests) bytes += r->body.size();
+    rep.reserve(bytes + 256);
+    // New values of the counts this commit touches, written in the same batch.
+    std::map<std::string, StateCounts, std::less<>> touched;
+    for (const Request* r : requests) {
+      rep.append(r->body);
+      entries += r->entries;
+      records += r->records;
+      for (const Request::CountDelta& d : r->deltas) {
+        auto it = touched.find(d.queue);
+        if (it == touched.end()) {
+          StateCounts base{};
+          {
+            std::lock_guard<std::mutex> lock(counts_mu_);
+            auto c = counts_.find(d.queue);
+            if (c != counts_.end()) base = c->second;
+          }
+          it = touched.emplace(d.queue, base).first;
+        }
+        uint64_t& n = it->second[static_cast<int>(d.state)];
+        n = d.delta < 0 && n < static_cast<uint64_t>(-d.delta) ? 0 : n + d.delta;
+      }
+    }
+    Status status = Status::Ok();
+    if (entries > 0) {
+      // The merged bodies carry no header of their own: the batch's count is theirs together.
+      for (int i = 0; i < 4; ++i) rep[8 + i] = static_cast<char>(entries >> (8 * i));
+      rocksdb::WriteBatch wb(std::move(rep));
+      std::string count_value;
+      for (const auto& [queue, per_state] : touched) {
+        for (int i = 0; i < kTaskStateCount; ++i) {
+          if (!IsTerminal(static_cast<TaskState>(i))) continue;
+          count_value.clear();
+          codec::EncodeFixed64(per_state[i], &count_value);
+          wb.Put(cf_[kMeta], codec::CountKey(queue, static_cast<TaskState>(i)), count_value);
+        }
+      }
+      if (!last_commit_ok_) (void)db_->Resume();  // after an I/O error, try to leave read-only
+      rocksdb::WriteOptions wo;
+      wo.sync = options_.durability == Durability::kSync;
+      rocksdb::Status s = db_->Write(wo, &wb);
+      last_commit_ok_ = s.ok();
+      status = FromRocks(s, "task store " + options_.path + ": write");
+      if (status.ok()) {
+        std::lock_guard<std::mutex> lock(counts_mu_);
+        for (auto& [queue, per_state] : touched) counts_[queue] = per_state;
+        commits_.fetch_add(1, std::memory_order_relaxed);
+        committed_records_.fetch_add(records, std::memory_order_relaxed);
+      }
+    }
+    if (status.ok()) committed_writes_.fetch_add(requests.size(), std::memory_order_relaxed);
+    for (Request* r : requests) {
+      if (r->done != nullptr) {
+        r->done->OnWritten(status);
+        delete r;
+      } else if (r->detached) {
+        if (!status.ok()) {
+          std::fprintf(stderr, "bmos: store write failed: %s\n", status.ToString().c_str());
+        }
+        delete r;
+      } else {
+        r->status = status;
+        r->finished.store(1, std::memory_order_release);
+        r->finished.notify_one();
+      }
+    }
+  }
+
+  Status ListTerminal(const ListQuery& q, size_t want, std::vector<TaskRecord>* out) const {
+    // The narrowest index that the query allows; the record decides the other filters.
+    std::string prefix;
+    Cf cf = kIndex;
+    bool value_is_state = false;
+    if (q.state) {
+      prefix = codec::StatePrefix(*q.state);
+    } else if (!q.queue.empty()) {
+      prefix = codec::QueuePrefix(q.queue);
+      value_is_state = true;
+    } else if (!q.name.empty()) {
+      prefix = codec::NamePrefix(q.name);
+      value_is_state = true;
+    } else {
+      cf = kDone;
+    }
+    const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot;
+    Status status = Status::Ok();
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_[cf]));
+      std::string start = prefix;
+      if (q.before) {
+        codec::AppendIdKey(*q.before, &start);
+      } else {
+        start.append(codec::kIdKeySize, '\xff');
+      }
+      it->SeekForPrev(start);
+      if (it->Valid() && q.before && it->key() == rocksdb::Slice(start)) it->Prev();
+      std::string value;
+      size_t added = 0;
+      for (; it->Valid() && added < want; it->Prev()) {
+        const std::string_view key = ToView(it->key());
+        if (key.size() != prefix.size() + codec::kIdKeySize || !key.starts_with(prefix)) break;
+        std::optional<TaskId> id = codec::IdFromKey(key.substr(prefix.size()));
+        if (!id) break;
+        if (value_is_state && q.state &&
+            (it->value().size() != 1 ||
+             static_cast<uint8_t>(it->value()[0]) != static_cast<uint8_t>(*q.state))) {
+          continue;
+        }
+        std::string_view encoded;
+        if (cf == kDone) {
+          encoded = ToView(it->value());
+        } else {
+          rocksdb::Status s = db_->Get(ro, cf_[kDone], codec::IdKey(*id), &value);
+          if (s.IsNotFound()) continue;  // index ahead of a purge: skip
+          if (!s.ok()) {
+            status = FromRocks(s, "list tasks");
+            break;
+          }
+          encoded = value;
+        }
+        Result<TaskRecord> r = codec::DecodeRecord(*id, encoded);
+        if (!r.ok()) {
+          status = r.status();
+          break;
+        }
+        if (!MatchesQuery(*r, q)) continue;
+        out->push_back(std::move(*r));
+        ++added;
+      }
+      if (status.ok() && !it->status().ok()) status = FromRocks(it->status(), "list tasks");
+    }
+    db_->ReleaseSnapshot(snapshot);
+    return status;
+  }
+
+  Status ListLive(const ListQuery& q, size_t want, std::vector<TaskRecord>* out) const {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_[kLive]));
+    std::string start;
+    if (q.before) {
+      codec::AppendIdKey(*q.before, &start);
+    } else {
+      start.assign(codec::kIdKeySize, '\xff');
+    }
+    it->SeekForPrev(start);
+    if (it->Valid() && q.before && it->key() == rocksdb::Slice(start)) it->Prev();
+    size_t added = 0;
+    TaskState state;
+    std::string queue;
+    for (; it->Valid() && added < want; it->Prev()) {
+      const std::string_view value = ToView(it->value());
+      if (Status s = codec::PeekStateAndQueue(value, &state, &queue); !s.ok()) return s;
+      if ((q.state && state != *q.state) || (!q.queue.empty() && queue != q.queue)) continue;
+      std::optional<TaskId> id = codec::IdFromKey(ToView(it->key()));
+      if (!id) return Status::Corruption("task store " + options_.path + ": malformed live key");
+      Result<TaskRecord> r = codec::DecodeRecord(*id, value);
+      if (!r.ok()) return r.status();
+      if (!MatchesQuery(*r, q)) continue;
+      out->push_back(std::move(*r));
+      ++added;
+    }
+    return FromRocks(it->status(), "list live tasks");
+  }
+
+  static bool MatchesQuery(const TaskRecord& r, const ListQuery& q) {
+    if (q.state && r.state != *q.state) return false;
+    if (q.terminal_only && !IsTerminal(r.state)) return false;
+    if (q.before && !(r.id() < *q.before)) return false;
+    if (!q.queue.empty() && r.spec->queue != q.queue) return false;
+    if (!q.name.empty() && r.spec->name != q.name) return false;
+    return true;
+  }
+
+  const RocksDbStoreOptions options_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::array<rocksdb::ColumnFamilyHandle*, kCfCount> cf_{};
+
+  // Submission queue of the commit thread.
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<Request*> queue_;  // GUARDED_BY(queue_mu_)
+  bool committer_idle_ = false;  // GUARDED_BY(queue_mu_)
+  bool stopping_ = false;        // GUARDED_BY(queue_mu_)
+  std::thread committer_;
+  bool last_commit_ok_ = true;  // commit thread only
+
+  // Terminal counts per queue; written by the commit thread after each commit.
+  mutable std::mutex counts_mu_;
+  std::map<std::string, StateCounts, std::less<>> counts_;  // GUARDED_BY(counts_mu_)
+
+  std::mutex purge_mu_;
+  uint64_t purged_since_compaction_ = 0;  // GUARDED_BY(purge_mu_)
+
+  std::atomic<uint64_t> commits_{0}, committed_writes_{0}, committed_records_{0};
+
+  static thread_local rocksdb::WriteBatch scratch_batch_;
+};
+
+thread_local rocksdb::WriteBatch RocksDbTaskStoreImpl::scratch_batch_;
+
+}  // namespace
+
+Result<std::shared_ptr<RocksDbTaskStore>> RocksDbTaskStore::Open(
+    const RocksDbStoreOptions& options) {
+  if (options.path.empty()) return Status::InvalidArgument("path: the data directory is required");
+  if (options.durability == Durability::kMemory) {
+    return Status::InvalidArgument(
+        "durability: the RocksDB store serves `sync` and `async`; `memory` needs no store");
+  }
+  if (options.write_buffer_bytes < (4u << 20)) {
+    return Status::InvalidArgument("write_buffer_bytes must be at least 4 MiB");
+  }
+  auto store = std::make_shared<RocksDbTaskStoreImpl>(options);
+  if (Status s = store->OpenDb(); !s.ok()) return s;
+  return std::shared_ptr<RocksDbTaskStore>(std::move(store));
+}
+
+}  // namespace bmos::storage

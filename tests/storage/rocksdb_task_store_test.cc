@@ -1,0 +1,454 @@
+#include "storage/rocksdb_task_store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "storage/record_codec.h"
+#include "tests/storage/store_test_util.h"
+
+namespace bmos::storage {
+namespace {
+
+using S = TaskState;
+using test_util::IdFor;
+using test_util::MakeRecord;
+using test_util::TempDir;
+using test_util::With;
+
+std::shared_ptr<RocksDbTaskStore> OpenOrDie(const std::string& path,
+                                            Durability durability = Durability::kSync) {
+  RocksDbStoreOptions o;
+  o.path = path;
+  o.durability = durability;
+  auto store = RocksDbTaskStore::Open(o);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  return store.ok() ? *store : nullptr;
+}
+
+Status WriteOne(TaskStore& store, const TaskRecord& r) { return store.Write({&r, 1}); }
+
+uint64_t Count(const StoreCounts& counts, const std::string& queue, S state) {
+  auto it = counts.by_queue.find(queue);
+  return it == counts.by_queue.end() ? 0 : it->second[static_cast<size_t>(state)];
+}
+
+std::vector<uint64_t> Indexes(const ListPage& page) {
+  std::vector<uint64_t> out;
+  for (const TaskRecord& r : page.records) {
+    for (uint64_t i = 0; i < 10'000; ++i) {
+      if (IdFor(i) == r.id()) {
+        out.push_back(i);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+TEST(RecordCodec, RoundTripsEveryField) {
+  TaskRecord r = MakeRecord(7, "ml", "train_model", S::kRetrying);
+  auto spec = std::make_shared<TaskSpec>(*r.spec);
+  spec->priority = Priority::kCritical;
+  spec->data_json = R"({"model":"销售预测","rows":[1,2,3]})";
+  spec->max_retries = 5;
+  spec->timeout_ms = 30'000;
+  spec->eta_ms = test_util::kBaseMs + 60'000;
+  spec->unique_key = "daily-retrain";
+  r.spec = spec;
+  r.retry_count = 2;
+  r.run_at_ms = test_util::kBaseMs + 5'000;
+  r.started_ms = test_util::kBaseMs + 1'000;
+  r.progress = 0.375;
+  r.progress_message = "epoch 3/8";
+  r.result_json = R"({"r2":0.91})";
+  r.error = "disk busy";
+  std::string value;
+  codec::EncodeRecord(r, &value);
+  EXPECT_EQ(static_cast<uint8_t>(value[0]), codec::kRecordFormat);
+  Result<TaskRecord> back = codec::DecodeRecord(r.id(), value);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(ToJson(*back), ToJson(r));
+  EXPECT_EQ(back->spec->unique_key, "daily-retrain");
+  EXPECT_EQ(back->spec->priority, Priority::kCritical);
+
+  S state;
+  std::string queue;
+  ASSERT_TRUE(codec::PeekStateAndQueue(value, &state, &queue).ok());
+  EXPECT_EQ(state, S::kRetrying);
+  EXPECT_EQ(queue, "ml");
+}
+
+TEST(RecordCodec, RefusesDamagedAndUnknownValues) {
+  TaskRecord r = MakeRecord(1);
+  std::string value;
+  codec::EncodeRecord(r, &value);
+  for (size_t cut = 0; cut < value.size(); ++cut) {
+    EXPECT_EQ(codec::DecodeRecord(r.id(), value.substr(0, cut)).status().code(),
+              Status::Code::kCorruption)
+        << "cut at " << cut;
+  }
+  EXPECT_EQ(codec::DecodeRecord(r.id(), value + "x").status().code(), Status::Code::kCorruption);
+  std::string newer = value;
+  newer[0] = static_cast<char>(codec::kRecordFormat + 1);
+  Result<TaskRecord> bad = codec::DecodeRecord(r.id(), newer);
+  EXPECT_EQ(bad.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(bad.status().message().find("format version"), std::string::npos);
+  std::string bad_state = value;
+  bad_state[1] = 9;
+  EXPECT_EQ(codec::DecodeRecord(r.id(), bad_state).status().code(), Status::Code::kCorruption);
+}
+
+TEST(RecordCodec, IdKeysSortAsIds) {
+  for (uint64_t i = 0; i < 100; ++i) {
+    EXPECT_LT(codec::IdKey(IdFor(i)), codec::IdKey(IdFor(i + 1)));
+    EXPECT_EQ(codec::IdFromKey(codec::IdKey(IdFor(i))), IdFor(i));
+  }
+  EXPECT_FALSE(codec::IdFromKey("short").has_value());
+}
+
+TEST(RocksDbTaskStore, KeepsRecordsAcrossReopen) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.path());
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->durability(), Durability::kSync);
+    ASSERT_TRUE(WriteOne(*store, MakeRecord(1)).ok());
+    ASSERT_TRUE(WriteOne(*store, With(MakeRecord(2), S::kCompleted)).ok());
+  }
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  Result<TaskRecord> live = store->Get(IdFor(1));
+  ASSERT_TRUE(live.ok()) << live.status().ToString();
+  EXPECT_EQ(live->state, S::kPending);
+  Result<TaskRecord> done = store->Get(IdFor(2));
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state, S::kCompleted);
+  EXPECT_EQ(store->Get(IdFor(3)).status().code(), Status::Code::kNotFound);
+}
+
+TEST(RocksDbTaskStore, TerminalWriteMovesTheRecordOutOfLive) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path(), Durability::kAsync);
+  ASSERT_TRUE(WriteOne(*store, MakeRecord(1)).ok());
+  ASSERT_TRUE(WriteOne(*store, With(MakeRecord(1), S::kRunning)).ok());
+  std::vector<TaskRecord> live;
+  ASSERT_TRUE(store->ForEachLive([&](const TaskRecord& r) { live.push_back(r); }).ok());
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0].state, S::kRunning);
+
+  ASSERT_TRUE(WriteOne(*store, With(MakeRecord(1), S::kFailed)).ok());
+  live.clear();
+  ASSERT_TRUE(store->ForEachLive([&](const TaskRecord& r) { live.push_back(r); }).ok());
+  EXPECT_TRUE(live.empty());
+  EXPECT_EQ(store->Get(IdFor(1))->state, S::kFailed);
+  auto counts = store->Counts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(Count(*counts, "default", S::kFailed), 1u);
+  EXPECT_EQ(Count(*counts, "default", S::kRunning), 0u);
+}
+
+TEST(RocksDbTaskStore, CountsTerminalPersistedAndLiveScanned) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.path());
+    std::vector<TaskRecord> batch;
+    for (uint64_t i = 0; i < 10; ++i) batch.push_back(MakeRecord(i, i % 2 ? "ml" : "default"));
+    ASSERT_TRUE(store->Write(batch).ok());
+    for (uint64_t i = 0; i < 6; ++i) {
+      ASSERT_TRUE(WriteOne(*store, With(MakeRecord(i, i % 2 ? "ml" : "default"),
+                                        i < 4 ? S::kCompleted : S::kCancelled))
+                      .ok());
+    }
+  }
+  auto store = OpenOrDie(dir.path());
+  auto counts = store->Counts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(Count(*counts, "default", S::kCompleted), 2u);  // 0, 2
+  EXPECT_EQ(Count(*counts, "ml", S::kCompleted), 2u);       // 1, 3
+  EXPECT_EQ(Count(*counts, "default", S::kCancelled), 1u);  // 4
+  EXPECT_EQ(Count(*counts, "ml", S::kCancelled), 1u);       // 5
+  EXPECT_EQ(Count(*counts, "default", S::kPending), 2u);    // 6, 8
+  EXPECT_EQ(Count(*counts, "ml", S::kPending), 2u);         // 7, 9
+  auto terminal = store->TerminalCounts();
+  ASSERT_TRUE(terminal.ok());
+  EXPECT_EQ(Count(*terminal, "default", S::kPending), 0u);
+  EXPECT_EQ(terminal->total(S::kCompleted), 4u);
+}
+
+TEST(RocksDbTaskStore, ListsNewestFirstWithFiltersAndCursor) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path(), Durability::kAsync);
+  // 0..29: every third FAILED, others COMPLETED; queues alternate; names cycle over three.
+  // 30..34: live.
+  const char* names[] = {"a", "b", "c"};
+  for (uint64_t i = 0; i < 35; ++i) {
+    TaskRecord r = MakeRecord(i, i % 2 ? "ml" : "default", names[i % 3]);
+    ASSERT_TRUE(WriteOne(*store, r).ok());
+    if (i < 30) {
+      ASSERT_TRUE(WriteOne(*store, With(r, i % 3 == 0 ? S::kFailed : S::kCompleted)).ok());
+    }
+  }
+  ListQuery all;
+  all.limit = 1000;
+  auto page = store->List(all);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->records.size(), 35u);
+  EXPECT_EQ(Indexes(*page).front(), 34u);
+  EXPECT_EQ(Indexes(*page).back(), 0u);
+  EXPECT_FALSE(page->next_cursor.has_value());
+
+  ListQuery failed_ml;
+  failed_ml.state = S::kFailed;
+  failed_ml.queue = "ml";
+  page = store->List(failed_ml);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(Indexes(*page), (std::vector<uint64_t>{27, 21, 15, 9, 3}));
+
+  ListQuery by_name;
+  by_name.name = "b";
+  by_name.queue = "default";
+  page = store->List(by_name);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(Indexes(*page), (std::vector<uint64_t>{34, 28, 22, 16, 10, 4}));
+
+  ListQuery terminal_only;
+  terminal_only.terminal_only = true;
+  terminal_only.queue = "default";
+  terminal_only.limit = 4;
+  page = store->List(terminal_only);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(Indexes(*page), (std::vector<uint64_t>{28, 26, 24, 22}));
+  ASSERT_TRUE(page->next_cursor.has_value());
+  terminal_only.before = page->next_cursor;
+  page = store->List(terminal_only);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(Indexes(*page), (std::vector<uint64_t>{20, 18, 16, 14}));
+
+  ListQuery pending;
+  pending.state = S::kPending;
+  pending.limit = 2;
+  page = store->List(pending);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(Indexes(*page), (std::vector<uint64_t>{34, 33}));
+  EXPECT_TRUE(page->next_cursor.has_value());
+
+  // Paging through everything with a small page visits each record once, newest first.
+  ListQuery paged;
+  paged.limit = 7;
+  std::vector<uint64_t> seen;
+  for (int pages = 0; pages < 20; ++pages) {
+    auto p = store->List(paged);
+    ASSERT_TRUE(p.ok());
+    for (uint64_t i : Indexes(*p)) seen.push_back(i);
+    if (!p->next_cursor) break;
+    paged.before = p->next_cursor;
+  }
+  ASSERT_EQ(seen.size(), 35u);
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], 34 - i);
+
+  ListQuery bad;
+  bad.limit = 0;
+  EXPECT_EQ(store->List(bad).status().code(), Status::Code::kInvalidArgument);
+}
+
+TEST(RocksDbTaskStore, PurgesByAgeAndByCountInBatches) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path(), Durability::kAsync);
+  // 0..19 completed at kBaseMs + i; 20 is live.
+  for (uint64_t i = 0; i < 21; ++i) {
+    TaskRecord r = MakeRecord(i);
+    ASSERT_TRUE(WriteOne(*store, r).ok());
+    if (i < 20) {
+      ASSERT_TRUE(WriteOne(*store, With(r, S::kCompleted, test_util::kBaseMs + i)).ok());
+    }
+  }
+  PurgeOptions by_age;
+  by_age.completed_before_ms = test_util::kBaseMs + 5;  // 0..4
+  by_age.max_batch = 3;
+  auto n = store->PurgeTerminal(by_age);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 3u);
+  n = store->PurgeTerminal(by_age);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 2u);
+  n = store->PurgeTerminal(by_age);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0u);
+  EXPECT_EQ(store->Get(IdFor(4)).status().code(), Status::Code::kNotFound);
+  EXPECT_TRUE(store->Get(IdFor(5)).ok());
+
+  PurgeOptions by_count;
+  by_count.keep_at_most = 10;  // 15 left: drop the 5 oldest (5..9)
+  n = store->PurgeTerminal(by_count);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 5u);
+  auto counts = store->TerminalCounts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->total(S::kCompleted), 10u);
+  EXPECT_EQ(store->Get(IdFor(9)).status().code(), Status::Code::kNotFound);
+  EXPECT_TRUE(store->Get(IdFor(10)).ok());
+  EXPECT_TRUE(store->Get(IdFor(20)).ok()) << "live records are never purged";
+
+  // The indexes lose the purged records too.
+  ListQuery completed;
+  completed.state = S::kCompleted;
+  completed.limit = 1000;
+  auto page = store->List(completed);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->records.size(), 10u);
+  ListQuery by_queue;
+  by_queue.queue = "default";
+  by_queue.limit = 1000;
+  page = store->List(by_queue);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->records.size(), 11u);
+}
+
+TEST(RocksDbTaskStore, ConcurrentWritersShareCommits) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path(), Durability::kSync);
+  constexpr int kThreads = 16, kPerThread = 100;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        if (!WriteOne(*store, MakeRecord(static_cast<uint64_t>(t * kPerThread + i))).ok()) {
+          failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  CommitStats stats = store->commit_stats();
+  EXPECT_EQ(stats.writes, static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_EQ(stats.records, static_cast<uint64_t>(kThreads * kPerThread));
+  // Group commit: many writers shared each WAL write and fsync.
+  EXPECT_LT(stats.commits, stats.writes);
+  auto counts = store->Counts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(Count(*counts, "default", S::kPending), static_cast<uint64_t>(kThreads * kPerThread));
+}
+
+class RecordingCallback final : public WriteCallback {
+ public:
+  void OnWritten(const Status& status) override {
+    std::lock_guard<std::mutex> lock(mu);
+    statuses.push_back(status);
+  }
+  std::mutex mu;
+  std::vector<Status> statuses;
+};
+
+TEST(RocksDbTaskStore, AsyncWritesApplyInOrderAndFlushWaitsForThem) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path(), Durability::kSync);
+  RecordingCallback cb;
+  TaskRecord r = MakeRecord(1);
+  for (S s : {S::kPending, S::kRunning, S::kRetrying, S::kPending, S::kRunning, S::kCompleted}) {
+    TaskRecord next = With(r, s);
+    store->WriteAsync({&next, 1}, &cb);
+  }
+  ASSERT_TRUE(store->Flush().ok());
+  {
+    std::lock_guard<std::mutex> lock(cb.mu);
+    ASSERT_EQ(cb.statuses.size(), 6u);
+    for (const Status& s : cb.statuses) EXPECT_TRUE(s.ok()) << s.ToString();
+  }
+  EXPECT_EQ(store->Get(IdFor(1))->state, S::kCompleted);
+  std::vector<TaskRecord> live;
+  ASSERT_TRUE(store->ForEachLive([&](const TaskRecord& x) { live.push_back(x); }).ok());
+  EXPECT_TRUE(live.empty());
+}
+
+TEST(RocksDbTaskStore, SecondOpenOfTheSameDirectoryIsRefused) {
+  TempDir dir;
+  auto first = OpenOrDie(dir.path());
+  ASSERT_NE(first, nullptr);
+  RocksDbStoreOptions o;
+  o.path = dir.path();
+  auto second = RocksDbTaskStore::Open(o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("already open"), std::string::npos)
+      << second.status().ToString();
+  // Read-only openers may look while the writer runs.
+  o.read_only = true;
+  ASSERT_TRUE(WriteOne(*first, MakeRecord(1)).ok());
+  auto reader = RocksDbTaskStore::Open(o);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_TRUE((*reader)->Get(IdFor(1)).ok());
+  EXPECT_EQ(WriteOne(**reader, MakeRecord(2)).code(), Status::Code::kFailedPrecondition);
+}
+
+TEST(RocksDbTaskStore, RefusesADirectoryThatHoldsSomethingElse) {
+  TempDir dir;
+  { std::ofstream(dir.Sub("notes.txt")) << "not a store\n"; }
+  RocksDbStoreOptions o;
+  o.path = dir.path();
+  auto store = RocksDbTaskStore::Open(o);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_TRUE(std::filesystem::exists(dir.Sub("notes.txt")));
+}
+
+TEST(RocksDbTaskStore, DamagedDirectoryGivesAClearErrorNotAnEmptyStore) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.path());
+    ASSERT_TRUE(WriteOne(*store, MakeRecord(1)).ok());
+  }
+  // CURRENT names a manifest that is not there.
+  { std::ofstream(dir.Sub("CURRENT"), std::ios::trunc) << "MANIFEST-999999\n"; }
+  RocksDbStoreOptions o;
+  o.path = dir.path();
+  auto store = RocksDbTaskStore::Open(o);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find(dir.path()), std::string::npos)
+      << store.status().ToString();
+}
+
+TEST(RocksDbTaskStore, DamagedManifestIsCorruption) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.path());
+    ASSERT_TRUE(WriteOne(*store, MakeRecord(1)).ok());
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    if (entry.path().filename().string().rfind("MANIFEST-", 0) == 0) {
+      std::fstream f(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
+      std::string junk(64, '\x5a');
+      f.seekp(10);
+      f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    }
+  }
+  RocksDbStoreOptions o;
+  o.path = dir.path();
+  auto store = RocksDbTaskStore::Open(o);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), Status::Code::kCorruption) << store.status().ToString();
+}
+
+TEST(RocksDbTaskStore, ValidatesOptions) {
+  RocksDbStoreOptions o;
+  EXPECT_EQ(RocksDbTaskStore::Open(o).status().code(), Status::Code::kInvalidArgument);
+  TempDir dir;
+  o.path = dir.path();
+  o.durability = Durability::kMemory;
+  EXPECT_EQ(RocksDbTaskStore::Open(o).status().code(), Status::Code::kInvalidArgument);
+  o.durability = Durability::kSync;
+  o.read_only = true;
+  EXPECT_EQ(RocksDbTaskStore::Open(o).status().code(), Status::Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace bmos::storage

@@ -1,0 +1,75 @@
+// Helpers shared by the store tests: deterministic ids and records, and a temporary directory
+// that removes itself.
+#ifndef BMOS_TESTS_STORAGE_STORE_TEST_UTIL_H_
+#define BMOS_TESTS_STORAGE_STORE_TEST_UTIL_H_
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "storage/task_record.h"
+
+namespace bmos::storage::test_util {
+
+inline constexpr int64_t kBaseMs = 1'795'896'972'123;
+
+// Ids that order as their index: the same millisecond layout as NewTaskId, made by hand so tests
+// are deterministic.
+inline TaskId IdFor(uint64_t i) {
+  return TaskId{(static_cast<uint64_t>(kBaseMs + i) << 16) | 0x7000,
+                0x8000000000000000ull | (i * 0x9E3779B97F4A7C15ull >> 2)};
+}
+
+inline TaskRecord MakeRecord(uint64_t i, std::string queue = "default", std::string name = "work",
+                             TaskState state = TaskState::kPending) {
+  auto spec = std::make_shared<TaskSpec>();
+  spec->id = IdFor(i);
+  spec->name = std::move(name);
+  spec->queue = std::move(queue);
+  spec->data_json = "{}";
+  spec->created_ms = kBaseMs + static_cast<int64_t>(i);
+  TaskRecord r;
+  r.spec = std::move(spec);
+  r.state = state;
+  return r;
+}
+
+// `r` moved to `state` at `now_ms` (sets completed_ms when terminal).
+inline TaskRecord With(TaskRecord r, TaskState state, int64_t now_ms = kBaseMs) {
+  r.state = state;
+  if (IsTerminal(state)) r.completed_ms = now_ms;
+  if (state == TaskState::kRunning) r.started_ms = now_ms;
+  return r;
+}
+
+// A fresh directory under the system's temporary directory, removed with its contents at the
+// end of the scope.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag = "store") {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / ("bmos-" + tag + "-XXXXXX")).string();
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  // A path inside the directory.
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace bmos::storage::test_util
+
+#endif  // BMOS_TESTS_STORAGE_STORE_TEST_UTIL_H_
