@@ -13,6 +13,7 @@
 #include <array>
 #include <atomic>
 #include <boost/container/small_vector.hpp>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
@@ -22,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "storage/futex.h"
 #include "storage/record_codec.h"
 
 namespace bmos::storage {
@@ -81,11 +83,19 @@ struct Request {
   // thread deletes the request. Synchronous: the writer waits on `finished` for `status`.
   WriteCallback* done = nullptr;
   bool detached = false;
+  // Detached writes (the engine's attempt-start records) are logged without forcing an fsync:
+  // they ride on the next fsync of a write that needs one.
+  bool needs_sync = true;
   std::atomic<uint32_t> finished{0};
   Status status;
 };
 
 bool IsLiveState(TaskState s) { return !IsTerminal(s); }
+
+// Sleeps until the commit thread has answered `req`.
+void WaitFinished(Request& req) {
+  while (req.finished.load(std::memory_order_acquire) == 0) FutexWait(req.finished, 0);
+}
 
 class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
  public:
@@ -215,7 +225,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     Request req;
     Encode(records, &req);
     Submit(&req);
-    while (req.finished.load(std::memory_order_acquire) == 0) req.finished.wait(0);
+    WaitFinished(req);
     return req.status;
   }
 
@@ -228,6 +238,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     Encode(records, req);
     req->done = done;
     req->detached = done == nullptr;
+    req->needs_sync = !req->detached;
     Submit(req);
   }
 
@@ -235,7 +246,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     if (options_.read_only) return Status::Ok();
     Request marker;
     Submit(&marker);
-    while (marker.finished.load(std::memory_order_acquire) == 0) marker.finished.wait(0);
+    WaitFinished(marker);
     return Status::Ok();
   }
 
@@ -363,7 +374,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       req.records += 1;
     }
     Submit(&req);
-    while (req.finished.load(std::memory_order_acquire) == 0) req.finished.wait(0);
+    WaitFinished(req);
     if (!req.status.ok()) return req.status;
     purged_since_compaction_ += victims.size();
     if (purged_since_compaction_ >= kCompactAfterPurged) {
@@ -415,6 +426,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
  private:
   static constexpr size_t kCompactAfterPurged = 100'000;
+  // Longest a callback write waits for an urgent write to share its fsync (sync mode).
+  static constexpr std::chrono::microseconds kLazyCommit{1000};
 
   static std::string_view ToView(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
@@ -499,11 +512,16 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   }
 
   void Submit(Request* req) {
+    // A writer that waits (Write, Flush) is urgent; callback writes may wait a little for
+    // company (see CommitLoop).
+    const bool urgent = req->done == nullptr ? !req->detached : req->done->caller_waits();
     bool wake;
     {
       std::lock_guard<std::mutex> lock(queue_mu_);
+      if (queue_.empty()) oldest_submit_ = std::chrono::steady_clock::now();
       queue_.push_back(req);
-      wake = committer_idle_;
+      queue_urgent_ = queue_urgent_ || urgent;
+      wake = committer_idle_ && (urgent || queue_.size() == 1);
     }
     if (wake) queue_cv_.notify_one();
   }
@@ -515,9 +533,17 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         std::unique_lock<std::mutex> lock(queue_mu_);
         committer_idle_ = true;
         queue_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+        if (!queue_urgent_ && !stopping_ && options_.durability == Durability::kSync) {
+          // Only outcome and start records are waiting: give them up to kLazyCommit to share
+          // the fsync of the next enqueue instead of taking one of their own, which the next
+          // enqueue would then have to wait behind.
+          queue_cv_.wait_until(lock, oldest_submit_ + kLazyCommit,
+                               [&] { return queue_urgent_ || stopping_; });
+        }
         committer_idle_ = false;
         if (queue_.empty()) return;  // stopping, and everything submitted is done
         batch.swap(queue_);
+        queue_urgent_ = false;
       }
       size_t begin = 0;
       while (begin < batch.size()) {
@@ -537,6 +563,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     std::string rep(kBatchHeader, '\0');
     uint32_t entries = 0;
     uint64_t records = 0;
+    bool needs_sync = false;
     size_t bytes = kBatchHeader;
     for (const Request* r : requests) bytes += r->body.size();
     rep.reserve(bytes + 256);
@@ -544,6 +571,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     std::map<std::string, StateCounts, std::less<>> touched;
     for (const Request* r : requests) {
       rep.append(r->body);
+      needs_sync = needs_sync || r->needs_sync;
       entries += r->entries;
       records += r->records;
       for (const Request::CountDelta& d : r->deltas) {
@@ -577,7 +605,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       }
       if (!last_commit_ok_) (void)db_->Resume();  // after an I/O error, try to leave read-only
       rocksdb::WriteOptions wo;
-      wo.sync = options_.durability == Durability::kSync;
+      wo.sync = options_.durability == Durability::kSync && needs_sync;
       rocksdb::Status s = db_->Write(wo, &wb);
       last_commit_ok_ = s.ok();
       status = FromRocks(s, "task store " + options_.path + ": write");
@@ -601,7 +629,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       } else {
         r->status = status;
         r->finished.store(1, std::memory_order_release);
-        r->finished.notify_one();
+        FutexWake(r->finished, 1);
       }
     }
   }
@@ -722,7 +750,9 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   std::condition_variable queue_cv_;
   std::vector<Request*> queue_;  // GUARDED_BY(queue_mu_)
   bool committer_idle_ = false;  // GUARDED_BY(queue_mu_)
-  bool stopping_ = false;        // GUARDED_BY(queue_mu_)
+  bool queue_urgent_ = false;    // GUARDED_BY(queue_mu_): a waiting writer is in queue_
+  std::chrono::steady_clock::time_point oldest_submit_{};  // GUARDED_BY(queue_mu_)
+  bool stopping_ = false;                                  // GUARDED_BY(queue_mu_)
   std::thread committer_;
   bool last_commit_ok_ = true;  // commit thread only
 

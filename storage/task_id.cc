@@ -1,5 +1,7 @@
 #include "storage/task_id.h"
 
+#include <algorithm>
+#include <atomic>
 #include <random>
 
 namespace bmos::storage {
@@ -7,17 +9,17 @@ namespace {
 
 constexpr char kHexDigits[] = "0123456789abcdef";
 constexpr uint64_t kMaxMs = (uint64_t{1} << 48) - 1;
-constexpr uint64_t kCounterMask = 0xFFF;
-// A fresh counter starts in the lower half, so at least 2048 ids fit in its millisecond before it
-// overflows into the next one.
-constexpr uint64_t kCounterSeedMask = 0x7FF;
+
+// The ordered part of the last id made in this process: (unix ms << 12) | 12-bit counter. Every
+// new id takes the next value (or the current millisecond's first, if later), so ids increase
+// across all threads in the order they are made. Stores that key records by id then receive
+// them almost in key order, which keeps their inserts cheap (bench/RESULTS.md, issue 3).
+std::atomic<uint64_t> last_ordered{0};
 
 // Per-thread generator state. Trivially constructible so the thread_local needs no init guard on
 // the hot path; `seeded` says whether the PRNG has been seeded yet.
 struct IdState {
   uint64_t s[4];
-  int64_t last_ms;
-  uint64_t counter;
   bool seeded;
 };
 thread_local IdState tls_state;
@@ -51,8 +53,6 @@ void Seed(IdState& st) {
   // Mix in the state's address so threads differ even if random_device were deterministic.
   seed ^= reinterpret_cast<uintptr_t>(&st);
   for (uint64_t& word : st.s) word = SplitMix64(seed);
-  st.last_ms = -1;
-  st.counter = 0;
   st.seeded = true;
 }
 
@@ -104,22 +104,17 @@ std::optional<TaskId> TaskId::Parse(std::string_view text) {
 TaskId NewTaskId(int64_t now_ms) {
   IdState& st = tls_state;
   if (!st.seeded) Seed(st);
-  int64_t ms = now_ms < 0 ? 0 : (static_cast<uint64_t>(now_ms) > kMaxMs ? kMaxMs : now_ms);
-  if (ms <= st.last_ms) {
-    // Same millisecond, or the clock stepped back: stay on the last millisecond so this thread's
-    // ids keep increasing.
-    ms = st.last_ms;
-    if (++st.counter > kCounterMask) {
-      // The counter is exhausted: borrow the next millisecond (RFC 9562, section 6.2).
-      ++ms;
-      st.counter = NextRandom(st) & kCounterSeedMask;
-    }
-  } else {
-    st.counter = NextRandom(st) & kCounterSeedMask;
-  }
-  st.last_ms = ms;
+  const uint64_t ms = now_ms < 0 ? 0 : std::min<uint64_t>(static_cast<uint64_t>(now_ms), kMaxMs);
+  // Same millisecond, or a clock that stepped back: the counter goes on (and overflows into the
+  // next millisecond, as RFC 9562 section 6.2 allows), so ids never repeat or go backwards.
+  uint64_t last = last_ordered.load(std::memory_order_relaxed);
+  uint64_t next;
+  do {
+    // At the last representable millisecond (year 10889) the value saturates.
+    next = std::min(std::max(last + 1, ms << 12), (kMaxMs << 12) | 0xFFF);
+  } while (!last_ordered.compare_exchange_weak(last, next, std::memory_order_relaxed));
   TaskId id;
-  id.hi = (static_cast<uint64_t>(ms) << 16) | 0x7000 | st.counter;
+  id.hi = ((next >> 12) << 16) | 0x7000 | (next & 0xFFF);
   id.lo = (NextRandom(st) >> 2) | 0x8000000000000000ull;
   return id;
 }

@@ -1,10 +1,10 @@
 // TaskId: a UUIDv7 (RFC 9562), the identity of a task.
 //
 // Ids are 128-bit values whose top 48 bits are the Unix time in milliseconds, so comparing two
-// ids compares their creation times: lists sort newest-first by id alone. Within one thread and
-// one millisecond a 12-bit counter keeps ids strictly increasing; across threads the 62 random
-// bits keep them unique. TaskId is a plain value: safe to copy between threads. NewTaskId may be
-// called from any thread (its state is thread-local).
+// ids compares their creation times: lists sort newest-first by id alone. A 12-bit counter shared
+// by the whole process keeps ids strictly increasing in the order they are made, across threads;
+// 62 random bits keep ids of different processes unique. TaskId is a plain value: safe to copy
+// between threads. NewTaskId may be called from any thread (its state is thread-local).
 #ifndef BMOS_STORAGE_TASK_ID_H_
 #define BMOS_STORAGE_TASK_ID_H_
 

@@ -66,6 +66,11 @@ class WriteCallback {
   // the caller's, before WriteAsync returns); it must be quick and must not call Flush.
   virtual void OnWritten(const Status& status) = 0;
 
+  // True when a caller is blocked until OnWritten runs (an enqueue waiting for its record): the
+  // store then commits at once. False lets a store hold the write briefly so that it shares one
+  // commit (one fsync) with the next waited-for write. Default: false.
+  virtual bool caller_waits() const { return false; }
+
  protected:
   ~WriteCallback() = default;
 };

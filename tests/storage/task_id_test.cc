@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -71,55 +73,80 @@ TEST(TaskId, VersionAndVariantBits) {
   }
 }
 
+// Ids are ordered process-wide, so a test that needs fresh milliseconds starts after the latest
+// one any earlier test used.
+int64_t FreshMs() { return NewTaskId(0).unix_ms() + 1000; }
+
 TEST(TaskId, UnixMsRoundTrip) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
   const int64_t instants[] = {0, 1, kNowMs, (int64_t{1} << 48) - 1};
   for (int64_t ms : instants) {
-    // A fresh thread, so the clock is not held back by this thread's earlier ids.
-    std::thread([ms] { EXPECT_EQ(NewTaskId(ms).unix_ms(), ms); }).join();
+    // In a child process: the process-wide order is not held back by this process's ids.
+    EXPECT_EXIT(std::exit(NewTaskId(ms).unix_ms() == ms ? 0 : 1), ::testing::ExitedWithCode(0), "")
+        << ms;
   }
 }
 
-TEST(TaskId, StrictlyIncreasingWithinThreadAndMillisecond) {
+TEST(TaskId, StrictlyIncreasingWithinAMillisecond) {
   // 100k ids in one millisecond overflow the 12-bit counter many times; ids must still increase
   // (the generator borrows the following milliseconds).
-  std::thread([] {
-    TaskId prev = NewTaskId(kNowMs);
-    for (int i = 0; i < 100'000; ++i) {
-      const TaskId id = NewTaskId(kNowMs);
-      ASSERT_LT(prev, id) << i;
-      prev = id;
-    }
-  }).join();
+  const int64_t ms = FreshMs();
+  TaskId prev = NewTaskId(ms);
+  for (int i = 0; i < 100'000; ++i) {
+    const TaskId id = NewTaskId(ms);
+    ASSERT_LT(prev, id) << i;
+    prev = id;
+  }
 }
 
-TEST(TaskId, CounterStartsInLowerHalf) {
-  std::thread([] {
-    for (int64_t ms = kNowMs; ms < kNowMs + 1000; ++ms) {
-      const TaskId id = NewTaskId(ms);
-      EXPECT_EQ(id.unix_ms(), ms);
-      EXPECT_EQ(id.hi & 0x800, 0u);  // the top counter bit is clear: room for 2048 more ids
-    }
-  }).join();
+TEST(TaskId, IncreasingAcrossThreadsInTheOrderTheyAreMade) {
+  // Each id is made and appended under one lock, so the vector holds them in the order they were
+  // made, whichever thread made them; that order must be id order.
+  std::mutex mu;
+  std::vector<TaskId> made;
+  const int64_t ms = FreshMs();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 5000; ++i) {
+        std::lock_guard<std::mutex> lock(mu);
+        made.push_back(NewTaskId(ms + i / 1000));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(made.size(), 20'000u);
+  EXPECT_TRUE(std::is_sorted(made.begin(), made.end()));
+  EXPECT_EQ(std::adjacent_find(made.begin(), made.end()), made.end());
+}
+
+TEST(TaskId, CounterRestartsEachMillisecond) {
+  const int64_t base = FreshMs();
+  for (int64_t ms = base; ms < base + 1000; ++ms) {
+    const TaskId id = NewTaskId(ms);
+    EXPECT_EQ(id.unix_ms(), ms);
+    EXPECT_EQ(id.hi & 0xFFF, 0u);  // the first id of its millisecond: 4096 fit before overflow
+  }
 }
 
 TEST(TaskId, ClockGoingBackwardsKeepsIdsIncreasing) {
-  std::thread([] {
-    const TaskId a = NewTaskId(kNowMs);
-    const TaskId b = NewTaskId(kNowMs - 5000);
-    const TaskId c = NewTaskId(kNowMs - 1);
-    EXPECT_LT(a, b);
-    EXPECT_LT(b, c);
-    EXPECT_EQ(b.unix_ms(), kNowMs);
-    const TaskId d = NewTaskId(kNowMs + 1);
-    EXPECT_LT(c, d);
-    EXPECT_EQ(d.unix_ms(), kNowMs + 1);
-  }).join();
+  const int64_t now = FreshMs();
+  const TaskId a = NewTaskId(now);
+  const TaskId b = NewTaskId(now - 5000);
+  const TaskId c = NewTaskId(now - 1);
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+  EXPECT_EQ(b.unix_ms(), now);
+  const TaskId d = NewTaskId(now + 1);
+  EXPECT_LT(c, d);
+  EXPECT_EQ(d.unix_ms(), now + 1);
 }
 
 TEST(TaskId, OrderFollowsTime) {
   std::thread([] {
-    const TaskId older = NewTaskId(kNowMs);
-    const TaskId newer = NewTaskId(kNowMs + 1);
+    const int64_t now = FreshMs();
+    const TaskId older = NewTaskId(now);
+    const TaskId newer = NewTaskId(now + 1);
     EXPECT_LT(older, newer);
     EXPECT_LT(older.ToString(), newer.ToString());  // text order matches id order
   }).join();
