@@ -11,7 +11,9 @@
 #include <unordered_set>
 
 #include "engine/internal/engine_impl.h"
+#include "storage/futex.h"
 #include "storage/memory_task_store.h"
+#include "storage/rocksdb_task_store.h"
 
 namespace bmos::engine {
 
@@ -26,6 +28,32 @@ constexpr int32_t kMaxRetriesLimit = 1000;
 // How long a task waits before it is tried again when it could not start: the store refused to
 // record a transition, or (after recovery) its handler is not registered yet.
 constexpr int64_t kRetryLaterUs = 1'000'000;
+
+// A store write that runs `then` on success (on the store's thread, before the writer wakes),
+// and that the writer waits for without spinning.
+template <typename Fn>
+class WriteThen final : public storage::WriteCallback {
+ public:
+  explicit WriteThen(Fn& then) : then_(then) {}
+  void OnWritten(const Status& status) override {
+    if (status.ok()) then_();
+    status_ = status;
+    done_.store(1, std::memory_order_release);
+    storage::FutexWake(done_, 1);
+  }
+  bool caller_waits() const override { return true; }
+  Status Wait() {
+    while (done_.load(std::memory_order_acquire) == 0) storage::FutexWait(done_, 0);
+    return status_;
+  }
+
+ private:
+  Fn& then_;
+  Status status_;
+  std::atomic<uint32_t> done_{0};
+};
+// How long a task taken while a Cancel writes its record waits before it is looked at again.
+constexpr int64_t kCancelSettleUs = 2'000;
 
 std::atomic<uint64_t> next_engine_uid{1};
 
@@ -84,9 +112,9 @@ void AssertTransition(storage::TaskState from, storage::TaskState to) {
 EngineImpl::EngineImpl(EngineOptions options)
     : options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : SystemClock()),
-      store_(options_.store != nullptr ? options_.store : storage::NewMemoryTaskStore()),
+      store_(options_.store),
       retry_policy_(options_.retry),
-      persist_live_(store_->durability() != storage::Durability::kMemory),
+      persist_live_(options_.durability != storage::Durability::kMemory),
       uid_(next_engine_uid.fetch_add(1, std::memory_order_relaxed)) {
   uint64_t seed = options_.seed != 0 ? options_.seed : std::random_device{}();
   jitter_rng_.seed(seed);
@@ -149,11 +177,10 @@ Status EngineImpl::Validate(const EngineOptions& o) {
   if (o.dequeue_batch < 1 || o.dequeue_batch > 256) {
     return Status::InvalidArgument("dequeue_batch must be within 1..256");
   }
-  if (o.store == nullptr && o.durability != storage::Durability::kMemory) {
-    return Status::InvalidArgument(
-        "durability: '" + std::string(storage::ToString(o.durability)) +
-        "' needs a persistent store in EngineOptions::store; the built-in in-memory store only "
-        "supports 'memory'");
+  if (o.store == nullptr && o.durability != storage::Durability::kMemory && o.data_dir.empty()) {
+    return Status::InvalidArgument("data_dir: durability '" +
+                                   std::string(storage::ToString(o.durability)) +
+                                   "' needs a data directory (or a store in EngineOptions::store)");
   }
   if (o.store != nullptr && o.store->durability() != o.durability) {
     return Status::InvalidArgument(
@@ -165,6 +192,19 @@ Status EngineImpl::Validate(const EngineOptions& o) {
 
 Status EngineImpl::Start() {
   started_at_s_ = NowUs() / 1'000'000;
+  if (store_ == nullptr) {
+    if (options_.durability == storage::Durability::kMemory) {
+      store_ = storage::NewMemoryTaskStore();
+    } else {
+      storage::RocksDbStoreOptions so;
+      so.path = options_.data_dir;
+      so.durability = options_.durability;
+      Result<std::shared_ptr<storage::RocksDbTaskStore>> opened =
+          storage::RocksDbTaskStore::Open(so);
+      if (!opened.ok()) return opened.status();
+      store_ = std::move(opened).value();
+    }
+  }
   for (const WorkerGroupOptions& g : options_.groups) {
     std::vector<internal::QueueSlot*> slots;
     for (const std::string& q : g.queues) {
@@ -226,7 +266,8 @@ Status EngineImpl::Start() {
     task->queue = qit->second;
     task->handler = FindHandler(r.spec->name);  // may be null until the handler is registered
     task->state.store(r.state, std::memory_order_relaxed);
-    if (!r.spec->unique_key.empty()) unique_keys_[r.spec->unique_key] = r.id();
+    if (!r.spec->unique_key.empty())
+      unique_keys_[r.spec->unique_key] = UniqueKeyEntry{r.id(), false};
     task->rec = std::move(r);
     recovered.emplace_back(std::move(task), run_at_us);
   }
@@ -430,20 +471,26 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest>
   std::vector<TaskRecord> records;
   std::vector<bool> create(has_keys ? prepared.size() : 0, true);  // only keys skip creation
   auto creates = [&](size_t i) { return !has_keys || create[i]; };
-  // Held across the store write when keys are involved, so one key never creates two tasks.
-  std::unique_lock<std::mutex> key_lock(unique_mu_, std::defer_lock);
+  std::vector<std::pair<std::string, TaskId>> reserved;  // keys this call reserved
+  // No engine lock is held while the store writes (a group commit may take an fsync, and the
+  // store's commit thread takes engine locks in its callbacks). Unique keys are therefore
+  // reserved first: a concurrent enqueue of a reserved key waits for the reservation to settle.
   if (has_keys) {
-    key_lock.lock();
+    std::unique_lock<std::mutex> key_lock(unique_mu_);
     std::unordered_map<std::string_view, size_t> in_batch;
     for (size_t i = 0; i < prepared.size(); ++i) {
       const std::string& key = prepared[i].task->rec.spec->unique_key;
       if (key.empty()) continue;
       auto it = unique_keys_.find(key);
+      while (it != unique_keys_.end() && it->second.reserved) {
+        unique_cv_.wait(key_lock);
+        it = unique_keys_.find(key);
+      }
       std::optional<TaskState> live_state;
       if (it != unique_keys_.end()) {
         // A task that is already terminal (its worker has not released the key yet) no longer
         // holds it: once Wait or Get show a task finished, its key is free.
-        Result<TaskRecord> existing = Get(it->second);
+        Result<TaskRecord> existing = Get(it->second.id);
         if (existing.ok() && !storage::IsTerminal(existing->state)) {
           live_state = existing->state;
         } else {
@@ -451,49 +498,71 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest>
         }
       }
       if (live_state) {
-        result_at(i) = {it->second, *live_state, false};
+        result_at(i) = {it->second.id, *live_state, false};
         create[i] = false;
       } else if (auto b = in_batch.find(key); b != in_batch.end()) {
         result_at(i) = {prepared[b->second].task->id(), TaskState::kPending, false};
         create[i] = false;
       } else {
         in_batch.emplace(key, i);
+        unique_keys_[key] = UniqueKeyEntry{prepared[i].task->id(), true};
+        reserved.emplace_back(key, prepared[i].task->id());
       }
     }
   }
+  for (size_t i = 0; i < prepared.size(); ++i) {
+    if (creates(i)) result_at(i) = {prepared[i].task->id(), TaskState::kPending, true};
+  }
+  // Admits the created tasks: indexed (before the key reservations settle, so an enqueue of the
+  // same key that then finds the key finds the task behind it), counted, and dispatched.
+  auto admit = [this, prepared, &creates] {
+    for (size_t i = 0; i < prepared.size(); ++i) {
+      if (!creates(i)) continue;
+      Task* t = prepared[i].task.release();
+      {
+        IndexShard& shard = ShardOf(t->id());
+        std::lock_guard<std::mutex> lock(shard.mu);
+        shard.tasks.Insert(t->id(), t);
+      }
+      CountLive(t->queue, TaskState::kCompleted, TaskState::kPending);
+      enqueued_.Add();
+      Dispatch(t, prepared[i].run_at_us);
+    }
+  };
+  Status written = Status::Ok();
   if (persist_live_) {
     records.reserve(prepared.size());
     for (size_t i = 0; i < prepared.size(); ++i) {
       if (creates(i)) records.push_back(prepared[i].task->rec);
     }
     if (!records.empty()) {
-      if (Status s = store_->Write(records); !s.ok()) return s;
+      // The store's commit thread admits the tasks once their records are written, so it (and
+      // not each of many producer threads) is what pushes them to the worker queues: the
+      // queues then have a few producers to scan instead of one per calling thread.
+      WriteThen<decltype(admit)> write(admit);
+      store_->WriteAsync(records, &write);
+      written = write.Wait();
+    } else {
+      admit();
     }
+  } else {
+    admit();
   }
-  if (has_keys) {
-    for (size_t i = 0; i < prepared.size(); ++i) {
-      const auto& spec = prepared[i].task->rec.spec;
-      if (create[i] && !spec->unique_key.empty()) unique_keys_.emplace(spec->unique_key, spec->id);
+  if (!reserved.empty()) {
+    std::unique_lock<std::mutex> key_lock(unique_mu_);
+    for (const auto& [key, id] : reserved) {
+      auto it = unique_keys_.find(key);
+      if (it == unique_keys_.end() || it->second.id != id) continue;
+      if (written.ok()) {
+        it->second.reserved = false;
+      } else {
+        unique_keys_.erase(it);
+      }
     }
+    key_lock.unlock();
+    unique_cv_.notify_all();
   }
-  // Indexed while the key lock is still held: a concurrent enqueue of the same key must find
-  // the task (Get) behind the key it sees, or it would take the key for free.
-  for (size_t i = 0; i < prepared.size(); ++i) {
-    if (!creates(i)) continue;
-    Task* t = prepared[i].task.get();
-    result_at(i) = {t->id(), TaskState::kPending, true};
-    {
-      IndexShard& shard = ShardOf(t->id());
-      std::lock_guard<std::mutex> lock(shard.mu);
-      shard.tasks.Insert(t->id(), t);
-    }
-    CountLive(t->queue, TaskState::kCompleted, TaskState::kPending);
-    enqueued_.Add();
-  }
-  if (has_keys) key_lock.unlock();
-  for (size_t i = 0; i < prepared.size(); ++i) {
-    if (creates(i)) Dispatch(prepared[i].task.release(), prepared[i].run_at_us);
-  }
+  if (!written.ok()) return written;
   return results;
 }
 
@@ -544,25 +613,8 @@ void EngineImpl::CountLive(internal::QueueSlot* queue, TaskState from, TaskState
 }
 
 Result<ListPage> EngineImpl::List(const ListQuery& query) const {
-  if (!persist_live_) return ListMerged(query);
-  Result<ListPage> page = store_->List(query);
-  if (!page.ok()) return page;
-  // Live tasks: show their in-memory progress, which is newer than the stored record.
-  for (TaskRecord& r : page->records) {
-    if (storage::IsTerminal(r.state)) continue;
-    IndexShard& shard = ShardOf(r.id());
-    std::lock_guard<std::mutex> lock(shard.mu);
-    if (Task* t = shard.tasks.Find(r.id())) {
-      std::lock_guard<std::mutex> task_lock(t->mu);
-      r.progress = t->rec.progress;
-      r.progress_message = t->rec.progress_message;
-    }
-  }
-  return page;
-}
-
-Result<ListPage> EngineImpl::ListMerged(const ListQuery& query) const {
-  // The store holds terminal tasks only; live ones come from the index. The index is read first:
+  // Live tasks come from the index (the truth for them, with their latest progress), terminal
+  // ones from the store's indexes. The index is read first:
   // a task that turns terminal in between then shows up in both, and the store's (newer) record
   // wins below, rather than in neither.
   std::vector<TaskRecord> live;
@@ -583,7 +635,9 @@ Result<ListPage> EngineImpl::ListMerged(const ListQuery& query) const {
   }
   ListPage page;
   if (!query.state || storage::IsTerminal(*query.state)) {
-    Result<ListPage> stored = store_->List(query);
+    ListQuery terminal = query;
+    terminal.terminal_only = true;
+    Result<ListPage> stored = store_->List(terminal);
     if (!stored.ok()) return stored;
     page = std::move(stored).value();
   } else if (query.limit < 1 || query.limit > 1000) {
@@ -609,11 +663,11 @@ Result<ListPage> EngineImpl::ListMerged(const ListQuery& query) const {
 // Cancel.
 
 Status EngineImpl::Cancel(const TaskId& id) {
-  // The loop covers the short window in which an enqueue has written its record but not yet
-  // indexed the task; it is bounded and each turn yields.
+  // The loop covers the short windows in which an enqueue has written its record but not yet
+  // indexed the task, or another Cancel of the same task is writing; bounded, each turn yields.
   for (int turn = 0; turn < 1000; ++turn) {
-    std::shared_ptr<const TaskSpec> spec;
-    bool watched = false;
+    TaskRecord cancelled;  // the record to write, made under the locks
+    bool found = false;
     {
       IndexShard& shard = ShardOf(id);
       std::lock_guard<std::mutex> lock(shard.mu);
@@ -625,44 +679,33 @@ Status EngineImpl::Cancel(const TaskId& id) {
             t->cancel_flag.store(internal::kCancelByUser, std::memory_order_release);
             return Status::Ok();
           case TaskState::kPending:
-          case TaskState::kRetrying: {
+          case TaskState::kRetrying:
+            if (t->cancel_in_flight) break;  // another Cancel is writing: wait for it
             AssertTransition(t->rec.state, TaskState::kCancelled);
-            // Changed in place: t->rec.spec is never reassigned, since holders read the id
-            // without the lock. Put back if the store refuses.
-            TaskRecord& rec = t->rec;
-            const TaskState from = rec.state;
-            const int64_t old_run_at_ms = rec.run_at_ms;
-            std::string old_error = std::move(rec.error);
-            rec.state = TaskState::kCancelled;
-            rec.completed_ms = NowUs() / 1000;
-            rec.error = "cancelled";
-            rec.run_at_ms = 0;
-            if (Status s = store_->Write(std::span<const TaskRecord>(&rec, 1)); !s.ok()) {
-              rec.state = from;
-              rec.completed_ms = 0;
-              rec.error = std::move(old_error);
-              rec.run_at_ms = old_run_at_ms;
-              return s;
-            }
-            CountLive(t->queue, from, TaskState::kCancelled);
-            cancelled_.Add();
-            t->state.store(TaskState::kCancelled, std::memory_order_release);
-            spec = t->rec.spec;
-            watched = t->watched;
-            // Out of the index now; the holder frees the task once it sees CANCELLED.
-            shard.tasks.Erase(id);
+            // The task keeps its state while the record is written (no lock is held across a
+            // store write); a worker that takes it meanwhile sets it aside instead of running it.
+            t->cancel_in_flight = true;
+            cancelled = t->rec;
+            cancelled.state = TaskState::kCancelled;
+            cancelled.completed_ms = NowUs() / 1000;
+            cancelled.error = "cancelled";
+            cancelled.run_at_ms = 0;
+            found = true;
             break;
-          }
           default:
             return Status::FailedPrecondition("task " + id.ToString() + " is already " +
                                               std::string(storage::ToString(t->rec.state)));
         }
       }
     }
-    if (spec != nullptr) {
-      ReleaseUniqueKey(spec->unique_key, id);
-      if (watched) NotifyWaiters();
-      return Status::Ok();
+    if (found) return FinishCancel(id, cancelled);
+    {
+      IndexShard& shard = ShardOf(id);
+      std::lock_guard<std::mutex> lock(shard.mu);
+      if (shard.tasks.Find(id) != nullptr) {
+        std::this_thread::yield();
+        continue;  // indexed (or being cancelled): look again
+      }
     }
     Result<TaskRecord> r = store_->Get(id);
     if (!r.ok()) {
@@ -678,6 +721,38 @@ Status EngineImpl::Cancel(const TaskId& id) {
     std::this_thread::yield();
   }
   return Status::Unavailable("task " + id.ToString() + " is changing state; try again");
+}
+
+Status EngineImpl::FinishCancel(const TaskId& id, const TaskRecord& cancelled) {
+  const Status written = store_->Write(std::span<const TaskRecord>(&cancelled, 1));
+  std::shared_ptr<const TaskSpec> spec;
+  bool watched = false;
+  {
+    // Found again by id: a Stop meanwhile may have dropped it.
+    IndexShard& shard = ShardOf(id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    Task* t = shard.tasks.Find(id);
+    if (t == nullptr) return written;
+    std::lock_guard<std::mutex> task_lock(t->mu);
+    t->cancel_in_flight = false;
+    if (!written.ok()) return written;  // nothing changed: the task runs as if never cancelled
+    // PENDING or RETRYING still: only a Cancel (us) takes such a task out of those states.
+    const TaskState from = t->rec.state;
+    t->rec.state = TaskState::kCancelled;  // in place: t->rec.spec is never reassigned
+    t->rec.completed_ms = cancelled.completed_ms;
+    t->rec.error = cancelled.error;
+    t->rec.run_at_ms = 0;
+    CountLive(t->queue, from, TaskState::kCancelled);
+    cancelled_.Add();
+    t->state.store(TaskState::kCancelled, std::memory_order_release);
+    spec = t->rec.spec;
+    watched = t->watched;
+    // Out of the index now; the holder frees the task once it sees CANCELLED.
+    shard.tasks.Erase(id);
+  }
+  ReleaseUniqueKey(spec->unique_key, id);
+  if (watched) NotifyWaiters();
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -712,23 +787,21 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
       FreeAfterOthers(t);
       return;
     }
+    if (t->cancel_in_flight) {
+      // A Cancel is writing its record: look again shortly instead of running it.
+      lock.unlock();
+      timer_->ScheduleTask(t, start + kCancelSettleUs);
+      return;
+    }
     AssertTransition(t->rec.state, TaskState::kRunning);
-    // Changed in place (no record copy on the hot path) and put back if the store refuses.
-    TaskRecord& rec = t->rec;
-    const int64_t old_started_ms = rec.started_ms, old_run_at_ms = rec.run_at_ms;
+    TaskRecord& rec = t->rec;  // changed in place: no record copy on the hot path
     rec.state = TaskState::kRunning;
     rec.started_ms = start / 1000;
     rec.run_at_ms = 0;
-    if (Status s = WriteLive(rec); !s.ok()) {
-      // Never run what could not be recorded as started: try again later.
-      rec.state = TaskState::kPending;
-      rec.started_ms = old_started_ms;
-      rec.run_at_ms = old_run_at_ms;
-      std::fprintf(stderr, "bmos: cannot record start of task %s: %s\n", t->id().ToString().c_str(),
-                   s.ToString().c_str());
-      timer_->ScheduleTask(t, start + kRetryLaterUs);
-      return;
-    }
+    // The start is logged without waiting (the worker never waits for an fsync): if the process
+    // dies mid-attempt, recovery finds RUNNING and counts the attempt. Should the process die
+    // before even this write is on disk, the task is still PENDING there and simply runs again.
+    if (persist_live_) store_->WriteAsync(std::span<const TaskRecord>(&rec, 1), nullptr);
     t->state.store(TaskState::kRunning, std::memory_order_release);
     CountLive(t->queue, TaskState::kPending, TaskState::kRunning);
     attempt = t->rec.retry_count + 1;
@@ -755,14 +828,16 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
 
     const int64_t end = NowUs();
     TaskState outcome;
-    int64_t retry_at_us = 0;
     {
       std::lock_guard<std::mutex> lock(t->mu);
-      // The outcome is applied in place: if the store refuses it, we log and keep going (see
-      // below), so there is nothing to put back.
-      TaskRecord& next = t->rec;
+      // The outcome is built beside the record: the task shows RUNNING until the outcome is as
+      // durable as the store promises (OnOutcomeWritten), so nobody sees a result that a crash
+      // could take back.
+      TaskRecord& next = t->outcome;
+      next = t->rec;
       const TaskState from = next.state;
       const uint8_t flag = t->cancel_flag.load(std::memory_order_acquire);
+      t->retry_at_us = 0;
       if (result.ok()) {
         next.state = TaskState::kCompleted;
         const boost::json::value& v = result.value();
@@ -788,8 +863,8 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
             next.state = TaskState::kRetrying;
             next.retry_count += 1;
             int64_t delay_ms = retry_policy_.DelayMillis(attempt, NextJitterDraw());
-            retry_at_us = end + delay_ms * 1000;
-            next.run_at_ms = retry_at_us / 1000;
+            t->retry_at_us = end + delay_ms * 1000;
+            next.run_at_ms = t->retry_at_us / 1000;
           } else {
             next.state = TaskState::kFailed;
           }
@@ -798,60 +873,77 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
       }
       AssertTransition(from, next.state);
       if (storage::IsTerminal(next.state)) next.completed_ms = end / 1000;
-      const bool terminal = storage::IsTerminal(next.state);
-      auto write = [&] {
-        return terminal ? store_->Write(std::span<const TaskRecord>(&next, 1)) : WriteLive(next);
-      };
-      Status s = write();
-      for (int tries = 1; !s.ok() && tries < 3; ++tries) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10 * tries));
-        s = write();
-      }
-      if (!s.ok()) {
-        // The store still says RUNNING: after a restart the task runs again (at-least-once).
-        std::fprintf(stderr, "bmos: cannot record the outcome of task %s: %s\n",
-                     t->id().ToString().c_str(), s.ToString().c_str());
-      }
       outcome = next.state;
-      CountLive(t->queue, TaskState::kRunning, outcome);
-      // Counters move before the new state is visible, so whoever sees the task finished (Wait,
-      // Get) also sees it counted.
-      const int64_t end_s = end / 1'000'000;
-      switch (outcome) {
-        case TaskState::kCompleted:
-          completed_.Add();
-          stats.completed.Add(end_s);
-          break;
-        case TaskState::kFailed:
-          failed_.Add();
-          stats.failed.Add(end_s);
-          break;
-        case TaskState::kCancelled:
-          cancelled_.Add();
-          break;
-        default:  // kRetrying
-          retried_.Add();
-          break;
-      }
-      if (outcome == TaskState::kRetrying) {
-        t->cancel_flag.store(internal::kNotCancelled, std::memory_order_relaxed);
-      }
-      t->state.store(outcome, std::memory_order_release);
     }
-    if (outcome == TaskState::kRetrying) {
-      timer_->ScheduleTask(t, retry_at_us);
-      return;
-    }
-    Retire(t);
+    // Per-worker rates count finished attempts; the task counters move when the outcome lands.
+    const int64_t end_s = end / 1'000'000;
+    if (outcome == TaskState::kCompleted) stats.completed.Add(end_s);
+    if (outcome == TaskState::kFailed) stats.failed.Add(end_s);
+    WriteOutcome(t);  // the task now belongs to the write; OnOutcomeWritten takes it on
   }
 }
+
+void EngineImpl::WriteOutcome(Task* t) {
+  t->outcome_written.engine = this;
+  t->outcome_written.task = t;
+  // Memory stores call back at once, on this thread; the RocksDB store from its commit thread
+  // once the group commit holding this record is done.
+  store_->WriteAsync(std::span<const TaskRecord>(&t->outcome, 1), &t->outcome_written);
+}
+
+void EngineImpl::OnOutcomeWritten(Task* t, const Status& status) {
+  if (!status.ok()) {
+    // Nothing is lost: the task stays RUNNING (in memory and in the store) and the same outcome
+    // is written again later; if the process stops first, the task runs again after restart.
+    std::fprintf(stderr, "bmos: cannot record the outcome of task %s (will retry): %s\n",
+                 t->id().ToString().c_str(), status.ToString().c_str());
+    t->rewrite_outcome = true;
+    timer_->ScheduleTask(t, NowUs() + kRetryLaterUs);
+    return;
+  }
+  TaskState outcome;
+  {
+    std::lock_guard<std::mutex> lock(t->mu);
+    outcome = t->outcome.state;
+    // Keeps the old record's string buffers for the next outcome (no allocation per task).
+    std::swap(t->rec, t->outcome);
+    CountLive(t->queue, TaskState::kRunning, outcome);
+    // Counters move before the new state is visible, so whoever sees the task finished (Wait,
+    // Get) also sees it counted.
+    switch (outcome) {
+      case TaskState::kCompleted:
+        completed_.Add();
+        break;
+      case TaskState::kFailed:
+        failed_.Add();
+        break;
+      case TaskState::kCancelled:
+        cancelled_.Add();
+        break;
+      default:  // kRetrying
+        retried_.Add();
+        t->cancel_flag.store(internal::kNotCancelled, std::memory_order_relaxed);
+        break;
+    }
+    t->state.store(outcome, std::memory_order_release);
+  }
+  if (outcome == TaskState::kRetrying) {
+    timer_->ScheduleTask(t, t->retry_at_us);
+    return;
+  }
+  Retire(t);
+}
+
+namespace internal {
+void OutcomeWritten::OnWritten(const Status& status) { engine->OnOutcomeWritten(task, status); }
+}  // namespace internal
 
 void EngineImpl::ReleaseUniqueKey(const std::string& key, const TaskId& id) {
   if (key.empty()) return;
   std::lock_guard<std::mutex> lock(unique_mu_);
   auto k = unique_keys_.find(key);
   // Only the holder's own entry: a later task may have taken the key already (see Enqueue).
-  if (k != unique_keys_.end() && k->second == id) unique_keys_.erase(k);
+  if (k != unique_keys_.end() && k->second.id == id && !k->second.reserved) unique_keys_.erase(k);
 }
 
 Status EngineImpl::WriteInChunks(const std::vector<TaskRecord>& records) {
@@ -898,10 +990,19 @@ void EngineImpl::RecycleTask(Task* t) {
   t->handler = nullptr;
   t->queue = nullptr;
   t->runnable_since_us = 0;
+  t->retry_at_us = 0;
+  t->rewrite_outcome = false;
+  t->cancel_in_flight = false;
   recycled_.enqueue(t);
 }
 
 void EngineImpl::OnDue(Task* t) {
+  if (t->rewrite_outcome) {
+    // An outcome the store refused earlier: try again.
+    t->rewrite_outcome = false;
+    WriteOutcome(t);
+    return;
+  }
   bool cancelled = false;
   {
     std::lock_guard<std::mutex> lock(t->mu);
@@ -911,14 +1012,9 @@ void EngineImpl::OnDue(Task* t) {
         break;
       case TaskState::kRetrying: {
         AssertTransition(TaskState::kRetrying, TaskState::kPending);
+        // In memory only: the store keeps RETRYING with its due time, which recovery honours
+        // the same way, so this transition costs no write (and no wait on the timer thread).
         t->rec.state = TaskState::kPending;  // in place: see Cancel
-        if (Status s = WriteLive(t->rec); !s.ok()) {
-          t->rec.state = TaskState::kRetrying;
-          std::fprintf(stderr, "bmos: cannot record retry of task %s: %s\n",
-                       t->id().ToString().c_str(), s.ToString().c_str());
-          timer_->ScheduleTask(t, NowUs() + kRetryLaterUs);
-          return;
-        }
         t->state.store(TaskState::kPending, std::memory_order_release);
         CountLive(t->queue, TaskState::kRetrying, TaskState::kPending);
         [[fallthrough]];
@@ -1013,15 +1109,14 @@ EngineStats EngineImpl::Stats() const {
     s.groups.push_back(std::move(group));
     g->CollectStats(queue_wait, run_time, now_s, window, completed_window, failed_window);
   }
-  if (Result<storage::StoreCounts> counts = store_->Counts(); counts.ok()) {
+  if (Result<storage::StoreCounts> counts = store_->TerminalCounts(); counts.ok()) {
     s.by_queue = std::move(counts->by_queue);
-    if (!persist_live_) {
-      static constexpr TaskState kLive[] = {TaskState::kPending, TaskState::kRunning,
-                                            TaskState::kRetrying};
-      for (const auto& slot : queue_slots_) {
-        auto& per_state = s.by_queue[slot->name];
-        for (int i = 0; i < 3; ++i) per_state[static_cast<int>(kLive[i])] = slot->live[i].Sum();
-      }
+    // Live tasks: the engine's own counts (the store's would need a scan).
+    static constexpr TaskState kLive[] = {TaskState::kPending, TaskState::kRunning,
+                                          TaskState::kRetrying};
+    for (const auto& slot : queue_slots_) {
+      auto& per_state = s.by_queue[slot->name];
+      for (int i = 0; i < 3; ++i) per_state[static_cast<int>(kLive[i])] = slot->live[i].Sum();
     }
     for (const auto& [queue, per_state] : s.by_queue) {
       for (int i = 0; i < storage::kTaskStateCount; ++i) s.by_state[i] += per_state[i];
@@ -1131,7 +1226,11 @@ Status EngineImpl::Stop(std::chrono::milliseconds drain) {
     }
   }
   for (auto& g : groups_) g->Join();
+  // Outcomes of the last attempts land (their callbacks may still hand tasks to the timer);
+  // once the timer is stopped, a second flush catches what it wrote in between.
+  if (store_ != nullptr) (void)store_->Flush();
   if (timer_ != nullptr) timer_->Stop();
+  if (store_ != nullptr) (void)store_->Flush();
   if (janitor_.joinable()) janitor_.join();
 
   // 3. What never started stays PENDING/RETRYING in the store; free the in-memory handles.

@@ -43,13 +43,23 @@ struct RetentionOptions {
 };
 
 struct EngineOptions {
-  // What an acknowledged enqueue survives. The store decides how: kMemory runs on the in-memory
-  // store; kSync and kAsync need a persistent store passed in `store` (the RocksDB store).
-  // Default: kMemory (the RocksDB store is the next step; then the default becomes kSync).
-  Durability durability = Durability::kMemory;
+  // What an acknowledged enqueue survives (README, "Durability"):
+  //   kSync    on disk (WAL fsynced, shared by concurrent writers) before Enqueue returns;
+  //            survives a process crash and a power cut.
+  //   kAsync   written to the WAL before Enqueue returns, not fsynced; survives a process crash,
+  //            a power cut may lose the last moments.
+  //   kMemory  nothing is written; everything is lost with the process.
+  // kSync and kAsync use `store` when given, else the engine opens the RocksDB store in
+  // `data_dir`. Default: kSync.
+  Durability durability = Durability::kSync;
 
-  // The store to use. Null: the engine makes an in-memory store (only with kMemory). The
-  // engine owns it either way. Its durability() must equal `durability`. Default: null.
+  // Data directory of the RocksDB store the engine opens itself (kSync or kAsync and no
+  // `store`); created when missing. Only one engine may have it open. Default: "bmos-data"
+  // (relative to the working directory).
+  std::string data_dir = "bmos-data";
+
+  // The store to use instead (tests, embedders sharing a store). The engine shares ownership.
+  // Its durability() must equal `durability`. Default: null.
   std::shared_ptr<storage::TaskStore> store{};
 
   // Worker groups; their queue lists must not overlap. Default: one group "default" serving

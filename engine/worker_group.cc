@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <exception>
 
+#include "storage/futex.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define BMOS_CPU_RELAX() _mm_pause()
@@ -125,13 +127,13 @@ void WorkerGroup::WakeOne() {
   if (spinning_.load(std::memory_order_relaxed) > 0) return;
   if (idle_.load(std::memory_order_relaxed) > 0) {
     epoch_.fetch_add(1, std::memory_order_release);
-    epoch_.notify_one();
+    storage::FutexWake(epoch_, 1);
   }
 }
 
 void WorkerGroup::WakeAll() {
   epoch_.fetch_add(1, std::memory_order_release);
-  epoch_.notify_all();
+  storage::FutexWakeAll(epoch_);
 }
 
 void WorkerGroup::StopAccepting() {
@@ -229,7 +231,7 @@ void WorkerGroup::Loop(Worker* w) {
       if (!should_exit()) t = Next(*w);
       if (t == nullptr) {
         if (!should_exit()) {
-          epoch_.wait(epoch, std::memory_order_acquire);
+          storage::FutexWait(epoch_, epoch);  // returns early at times: the loop looks again
           wakeups_.Add();
         }
         idle_.fetch_sub(1, std::memory_order_relaxed);

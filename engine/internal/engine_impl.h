@@ -6,8 +6,10 @@
 //     invalidated by handlers_version_.
 //   - queues_ / groups_: built at Open, immutable afterwards (group sizes change inside groups).
 //   - live index: shards of TaskId -> Task*, each behind its own mutex.
-//   - unique keys: key -> TaskId behind unique_mu_, held across the store write of a keyed
-//     enqueue so two enqueues of one key cannot both create a task.
+//   - unique keys: key -> TaskId behind unique_mu_; a keyed enqueue reserves its key before it
+//     writes and settles it after, so two enqueues of one key cannot both create a task.
+// No engine lock is ever held while waiting for a store write: the store's commit thread runs
+// the engine's callbacks (OnOutcomeWritten), which take the index and key locks.
 // See internal/task.h for who owns a Task and the lock order.
 #ifndef BMOS_ENGINE_INTERNAL_ENGINE_IMPL_H_
 #define BMOS_ENGINE_INTERNAL_ENGINE_IMPL_H_
@@ -60,14 +62,15 @@ class EngineImpl final : public TaskRunner {
   Status ResizeGroup(std::string_view group, int workers);
   Status Stop(std::chrono::milliseconds drain);
   Result<size_t> RunRetentionOnce();
-  // List for stores that keep terminal records only: merges the live index in.
-  Result<ListPage> ListMerged(const ListQuery& query) const;
 
   storage::TaskStore& store() const { return *store_; }
   Clock& clock() const { return *clock_; }
 
   // TaskRunner: runs one attempt on the calling worker.
   void RunTask(internal::Task* task, WorkerStats& stats) override;
+
+  // The store's answer to WriteOutcome: publishes the outcome (OK) or schedules a rewrite.
+  void OnOutcomeWritten(internal::Task* task, const Status& status);
 
   // TaskContext::ReportProgress.
   void ReportProgress(internal::Task* task, double fraction, std::string_view message);
@@ -111,17 +114,17 @@ class EngineImpl final : public TaskRunner {
   void NotifyWaiters() const;
   // Moves one task of `queue` between live-state counts; terminal states are not counted.
   static void CountLive(internal::QueueSlot* queue, TaskState from, TaskState to);
-  // Writes a record of a live (non-terminal) transition, if this store keeps them.
-  Status WriteLive(const TaskRecord& record) {
-    return persist_live_ ? store_->Write(std::span<const TaskRecord>(&record, 1)) : Status::Ok();
-  }
+  // Writes a Cancel's record (no lock held), then makes the task CANCELLED if it was written.
+  Status FinishCancel(const TaskId& id, const TaskRecord& cancelled);
+  // Hands task->outcome to the store without waiting; OnOutcomeWritten continues.
+  void WriteOutcome(internal::Task* task);
   void JanitorLoop();
   double NextJitterDraw();
   int64_t NowUs() const { return clock_->NowMicros(); }
 
   EngineOptions options_;
   Clock* clock_;
-  std::shared_ptr<storage::TaskStore> store_;
+  std::shared_ptr<storage::TaskStore> store_;  // set by Start when options_.store is null
   RetryPolicy retry_policy_;
   // True when the store logs every transition (sync, async). In `memory` mode there is no log to
   // recover from, so only terminal records go to the store (for get, list and retention) and the
@@ -140,8 +143,15 @@ class EngineImpl final : public TaskRunner {
 
   mutable std::array<IndexShard, kIndexShards> index_;
 
+  // Unique keys of live tasks. `reserved` while the enqueue that took the key writes its record;
+  // unique_cv_ tells waiters when reservations settle.
+  struct UniqueKeyEntry {
+    TaskId id;
+    bool reserved = false;
+  };
   std::mutex unique_mu_;
-  std::unordered_map<std::string, TaskId> unique_keys_;  // GUARDED_BY(unique_mu_)
+  std::condition_variable unique_cv_;
+  std::unordered_map<std::string, UniqueKeyEntry> unique_keys_;  // GUARDED_BY(unique_mu_)
 
   std::unique_ptr<internal::DelayTimer> timer_;
 

@@ -21,10 +21,12 @@
 #include "engine/engine.h"
 #include "engine/internal/counters.h"
 #include "storage/task_record.h"
+#include "storage/task_store.h"
 
 namespace bmos::engine {
+class EngineImpl;
 class WorkerGroup;
-}
+}  // namespace bmos::engine
 
 namespace bmos::engine::internal {
 
@@ -55,6 +57,16 @@ struct QueueSlot {
   std::array<ShardedCounter, 3> live;
 };
 
+struct Task;
+
+// Tells the engine that a task's outcome record was written (or not). One per Task, so handing
+// an outcome to the store allocates nothing.
+struct OutcomeWritten final : storage::WriteCallback {
+  EngineImpl* engine = nullptr;
+  Task* task = nullptr;
+  void OnWritten(const Status& status) override;  // engine.cc
+};
+
 struct Task {
   // The record as last written to the store (plus in-memory progress). GUARDED_BY(mu).
   storage::TaskRecord rec;
@@ -67,12 +79,20 @@ struct Task {
   std::atomic<uint8_t> cancel_flag{kNotCancelled};
   // Set (under the index shard's lock) by Engine::Wait, so only terminal transitions that
   // someone waits for pay for a notification.
-  bool watched = false;                   // GUARDED_BY(index shard mu)
+  bool watched = false;  // GUARDED_BY(index shard mu)
+  // A Cancel is writing this task's CANCELLED record; workers set the task aside. GUARDED_BY(mu)
+  bool cancel_in_flight = false;
   const HandlerEntry* handler = nullptr;  // immutable after enqueue
   QueueSlot* queue = nullptr;             // immutable after enqueue
   // Steady time (µs) at which the task last became runnable; the holder writes it before it
   // hands the task on, which publishes it.
   int64_t runnable_since_us = 0;
+  // The outcome of the attempt that just ended, on its way to the store: built by the worker,
+  // then owned by the write until OnOutcomeWritten swaps it into `rec` under mu.
+  storage::TaskRecord outcome;
+  int64_t retry_at_us = 0;       // when outcome is RETRYING: when to run again
+  bool rewrite_outcome = false;  // held by the timer to write `outcome` again (store refused it)
+  OutcomeWritten outcome_written;
 
   const storage::TaskId& id() const { return rec.spec->id; }
   storage::Priority priority() const { return rec.spec->priority; }

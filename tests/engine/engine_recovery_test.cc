@@ -7,7 +7,9 @@
 #include <memory>
 #include <vector>
 
+#include "storage/rocksdb_task_store.h"
 #include "tests/engine/engine_test_util.h"
+#include "tests/storage/store_test_util.h"
 
 namespace bmos::engine {
 namespace {
@@ -17,10 +19,30 @@ using namespace test_util;  // NOLINT: test helpers
 using namespace std::chrono_literals;
 
 // Open replays the store: PENDING and RETRYING tasks return to their queues or the timer, and an
-// attempt that was RUNNING when the process stopped runs again, counted as an attempt. A store
-// reporting kSync stands in for the RocksDB store (the engine writes live records to it).
-class RecoveryTest : public ::testing::Test {
+// attempt that was RUNNING when the process stopped runs again, counted as an attempt. Run on the
+// RocksDB store (reopened between engines, as after a restart) and on a memory store reporting
+// kSync (the engine writes live records to it).
+class RecoveryTest : public ::testing::TestWithParam<bool> {
  protected:
+  RecoveryTest() { ReopenStore(); }
+
+  bool rocks() const { return GetParam(); }
+
+  // As a restart does: closes the store and opens it again (the RocksDB variant).
+  void ReopenStore() {
+    if (!rocks()) {
+      if (store_ == nullptr) store_ = std::make_shared<LabelledStore>(Durability::kSync);
+      return;
+    }
+    store_.reset();
+    storage::RocksDbStoreOptions o;
+    o.path = dir_.path();
+    o.durability = Durability::kSync;
+    auto opened = storage::RocksDbTaskStore::Open(o);
+    EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+    if (opened.ok()) store_ = std::move(opened).value();
+  }
+
   EngineOptions Options(int workers) {
     EngineOptions o = MakeOptions(workers);
     o.durability = Durability::kSync;
@@ -60,13 +82,14 @@ class RecoveryTest : public ::testing::Test {
     return r;
   }
 
-  std::shared_ptr<storage::TaskStore> store_ = std::make_shared<LabelledStore>(Durability::kSync);
+  storage::test_util::TempDir dir_{"recovery"};
+  std::shared_ptr<storage::TaskStore> store_;
   Gate gate_;
   Counter started_;
   std::atomic<int> runs_{0};
 };
 
-TEST_F(RecoveryTest, LiveTasksSurviveAStopAndRunAfterReopen) {
+TEST_P(RecoveryTest, LiveTasksSurviveAStopAndRunAfterReopen) {
   TaskId gate, a, b, later, retrying;
   {
     std::unique_ptr<Engine> first = Open(1);
@@ -92,6 +115,7 @@ TEST_F(RecoveryTest, LiveTasksSurviveAStopAndRunAfterReopen) {
     BMOS_ASSERT_OK(first->Stop(0ms));
     EXPECT_EQ(runs_.load(), 0);
   }
+  ReopenStore();
   for (const TaskId& id : {a, b, later}) {
     Result<TaskRecord> r = store_->Get(id);
     BMOS_ASSERT_OK(r);
@@ -100,6 +124,12 @@ TEST_F(RecoveryTest, LiveTasksSurviveAStopAndRunAfterReopen) {
 
   std::unique_ptr<Engine> second = Open(2);
   ASSERT_NE(second, nullptr);
+  // Counters start right: a, b and later PENDING, retrying RETRYING (nothing ran yet: no
+  // handler is registered).
+  EngineStats before = second->Stats();
+  EXPECT_EQ(before.by_queue["default"][static_cast<int>(TaskState::kPending)], 3u);
+  EXPECT_EQ(before.by_queue["default"][static_cast<int>(TaskState::kRetrying)], 1u);
+  EXPECT_EQ(before.live_tasks, 4u);
   BMOS_ASSERT_OK(second->RegisterHandler("work", Counting()));
   BMOS_ASSERT_OK(second->RegisterHandler(
       "bad", [](TaskContext&) -> HandlerResult { return Status::Internal("transient"); }));
@@ -134,7 +164,7 @@ TEST_F(RecoveryTest, LiveTasksSurviveAStopAndRunAfterReopen) {
   BMOS_EXPECT_OK(second->Cancel(retrying));
 }
 
-TEST_F(RecoveryTest, InterruptedAttemptRunsAgainAsAnAttempt) {
+TEST_P(RecoveryTest, InterruptedAttemptRunsAgainAsAnAttempt) {
   TaskRecord interrupted = Stored("work", TaskState::kRunning, 0, 2);
   TaskRecord exhausted = Stored("work", TaskState::kRunning, 2, 2);
   TaskRecord pending = Stored("work", TaskState::kPending, 0, 2);
@@ -160,7 +190,7 @@ TEST_F(RecoveryTest, InterruptedAttemptRunsAgainAsAnAttempt) {
   EXPECT_EQ(runs_.load(), 2);
 }
 
-TEST_F(RecoveryTest, TerminalRecordsAreNotRerun) {
+TEST_P(RecoveryTest, TerminalRecordsAreNotRerun) {
   TaskRecord done = Stored("work", TaskState::kCompleted, 0, 2);
   done.completed_ms = SystemClock()->NowMillis();
   done.result_json = "\"old\"";
@@ -178,6 +208,11 @@ TEST_F(RecoveryTest, TerminalRecordsAreNotRerun) {
   Status s = engine->Cancel(done.id());
   EXPECT_EQ(s.code(), Status::Code::kFailedPrecondition) << s.ToString();
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, RecoveryTest, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? std::string("RocksDb") : std::string("Labelled");
+                         });
 
 }  // namespace
 }  // namespace bmos::engine

@@ -18,7 +18,7 @@ constexpr size_t Idx(TaskState s) { return static_cast<size_t>(s); }
 TEST(EngineStats, CountersStatesGroupsAndPercentiles) {
   Gate gate;
   Counter held;
-  EngineOptions o;
+  EngineOptions o = MemoryOptions();
   o.groups = {WorkerGroupOptions{.name = "default", .queues = {"default", "reports"}, .workers = 2},
               WorkerGroupOptions{.name = "ml", .queues = {"ml"}, .workers = 1}};
   o.retry.base = 1ms;

@@ -9,6 +9,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <cctype>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
@@ -16,7 +17,9 @@
 #include <vector>
 
 #include "storage/memory_task_store.h"
+#include "storage/rocksdb_task_store.h"
 #include "tests/engine/engine_test_util.h"
+#include "tests/storage/store_test_util.h"
 
 namespace bmos::engine {
 namespace {
@@ -35,22 +38,53 @@ void ExpectOpenInvalid(EngineOptions options, const std::string& field) {
   EXPECT_THAT(r.status().message(), HasSubstr(field));
 }
 
-TEST(EngineOpen, DefaultOptionsOpen) {
-  Result<std::unique_ptr<Engine>> r = Engine::Open(EngineOptions{});
+TEST(EngineOpen, DefaultOptionsOpenADurableStoreInTheDataDir) {
+  storage::test_util::TempDir dir("engine-defaults");
+  EngineOptions o;  // every default but the directory
+  EXPECT_EQ(o.durability, Durability::kSync);
+  EXPECT_EQ(o.data_dir, "bmos-data");
+  o.data_dir = dir.Sub("data");
+  TaskId id;
+  {
+    Result<std::unique_ptr<Engine>> r = Engine::Open(o);
+    BMOS_ASSERT_OK(r);
+    Engine& engine = **r;
+    EngineStats stats = engine.Stats();
+    ASSERT_EQ(stats.groups.size(), 1u);
+    EXPECT_EQ(stats.groups[0].name, "default");
+    EXPECT_EQ(stats.groups[0].workers, 4);
+    EXPECT_EQ(stats.groups[0].queues, std::vector<std::string>{"default"});
+    EXPECT_EQ(engine.store().durability(), Durability::kSync);
+    EXPECT_NE(dynamic_cast<storage::RocksDbTaskStore*>(&engine.store()), nullptr);
+    EXPECT_FALSE(engine.clock().IsManual());
+    BMOS_ASSERT_OK(engine.RegisterHandler("noop", NoopHandler()));
+    id = EnqueueOrFail(engine, Req("noop"));
+    EXPECT_EQ(WaitTerminal(engine, id).state, TaskState::kCompleted);
+    // A second engine on the same directory is refused while the first holds it.
+    Result<std::unique_ptr<Engine>> second = Engine::Open(o);
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.status().code(), Status::Code::kFailedPrecondition)
+        << second.status().ToString();
+    BMOS_EXPECT_OK(engine.Stop(0ms));
+  }
+  // The outcome is on disk: a new engine on the directory shows it.
+  Result<std::unique_ptr<Engine>> again = Engine::Open(o);
+  BMOS_ASSERT_OK(again);
+  Result<TaskRecord> r = (*again)->Get(id);
   BMOS_ASSERT_OK(r);
-  Engine& engine = **r;
-  EngineStats stats = engine.Stats();
-  ASSERT_EQ(stats.groups.size(), 1u);
-  EXPECT_EQ(stats.groups[0].name, "default");
-  EXPECT_EQ(stats.groups[0].workers, 4);
-  EXPECT_EQ(stats.groups[0].queues, std::vector<std::string>{"default"});
-  EXPECT_EQ(engine.store().durability(), Durability::kMemory);
-  EXPECT_FALSE(engine.clock().IsManual());
-  BMOS_EXPECT_OK(engine.Stop(0ms));
+  EXPECT_EQ(r->state, TaskState::kCompleted);
+  EXPECT_EQ((*again)->Stats().by_state[static_cast<int>(TaskState::kCompleted)], 1u);
+}
+
+TEST(EngineOpen, MemoryModeOpensWithoutADirectory) {
+  Result<std::unique_ptr<Engine>> r = Engine::Open(MemoryOptions());
+  BMOS_ASSERT_OK(r);
+  EXPECT_EQ((*r)->store().durability(), Durability::kMemory);
+  BMOS_EXPECT_OK((*r)->Stop(0ms));
 }
 
 TEST(EngineOpen, RejectsNoGroups) {
-  EngineOptions o;
+  EngineOptions o = MemoryOptions();
   o.groups.clear();
   ExpectOpenInvalid(o, "groups");
 }
@@ -73,35 +107,50 @@ TEST(EngineOpen, AcceptsBoundaryWorkerCounts) {
 }
 
 TEST(EngineOpen, RejectsDuplicateGroupNames) {
-  EngineOptions o;
+  EngineOptions o = MemoryOptions();
   o.groups = {WorkerGroupOptions{.name = "dup", .queues = {"a"}, .workers = 1},
               WorkerGroupOptions{.name = "dup", .queues = {"b"}, .workers = 1}};
   ExpectOpenInvalid(o, "name");
 }
 
 TEST(EngineOpen, RejectsQueueInTwoGroups) {
-  EngineOptions o;
+  EngineOptions o = MemoryOptions();
   o.groups = {WorkerGroupOptions{.name = "g1", .queues = {"a", "shared"}, .workers = 1},
               WorkerGroupOptions{.name = "g2", .queues = {"shared"}, .workers = 1}};
   ExpectOpenInvalid(o, "queue");
 }
 
 TEST(EngineOpen, RejectsEmptyQueueList) {
-  EngineOptions o;
+  EngineOptions o = MemoryOptions();
   o.groups = {WorkerGroupOptions{.name = "g1", .queues = {}, .workers = 1}};
   ExpectOpenInvalid(o, "queue");
 }
 
-TEST(EngineOpen, RejectsPersistentDurabilityWithoutStore) {
-  EngineOptions o;
+TEST(EngineOpen, PersistentDurabilityNeedsADataDirOrAStore) {
+  EngineOptions o = MemoryOptions();
+  o.data_dir.clear();
   o.durability = Durability::kSync;
-  ExpectOpenInvalid(o, "durability");
+  ExpectOpenInvalid(o, "data_dir");
   o.durability = Durability::kAsync;
-  ExpectOpenInvalid(o, "durability");
+  ExpectOpenInvalid(o, "data_dir");
+}
+
+TEST(EngineOpen, ReportsAStoreThatCannotOpen) {
+  storage::test_util::TempDir dir("engine-bad-dir");
+  {
+    std::ofstream(dir.Sub("unrelated.txt")) << "someone else's file\n";
+  }
+  EngineOptions o = MemoryOptions();
+  o.durability = Durability::kAsync;
+  o.data_dir = dir.path();
+  Result<std::unique_ptr<Engine>> r = Engine::Open(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kFailedPrecondition) << r.status().ToString();
+  EXPECT_THAT(r.status().message(), HasSubstr(dir.path()));
 }
 
 TEST(EngineOpen, RejectsStoreWithOtherDurability) {
-  EngineOptions o;
+  EngineOptions o = MemoryOptions();
   o.durability = Durability::kMemory;
   o.store = std::make_shared<LabelledStore>(Durability::kSync);
   ExpectOpenInvalid(o, "durability");
@@ -125,32 +174,32 @@ TEST(EngineOpen, UsesTheStoreItIsGiven) {
 }
 
 TEST(EngineOpen, RejectsBadRetryOptions) {
-  EngineOptions o;
+  EngineOptions o = MemoryOptions();
   o.retry.jitter = 1.5;
   ExpectOpenInvalid(o, "jitter");
-  o = EngineOptions{};
+  o = MemoryOptions();
   o.retry.multiplier = 0.5;
   ExpectOpenInvalid(o, "multiplier");
-  o = EngineOptions{};
+  o = MemoryOptions();
   o.retry.base = 0ms;
   ExpectOpenInvalid(o, "base");
-  o = EngineOptions{};
+  o = MemoryOptions();
   o.retry.base = 5000ms;
   o.retry.cap = 4000ms;
   ExpectOpenInvalid(o, "cap");
 }
 
 TEST(EngineOpen, RejectsBadTaskDefaultsAndBatch) {
-  EngineOptions o;
+  EngineOptions o = MemoryOptions();
   o.default_max_retries = -1;
   ExpectOpenInvalid(o, "default_max_retries");
-  o = EngineOptions{};
+  o = MemoryOptions();
   o.default_max_retries = 1001;
   ExpectOpenInvalid(o, "default_max_retries");
-  o = EngineOptions{};
+  o = MemoryOptions();
   o.dequeue_batch = 0;
   ExpectOpenInvalid(o, "dequeue_batch");
-  o = EngineOptions{};
+  o = MemoryOptions();
   o.dequeue_batch = 257;
   ExpectOpenInvalid(o, "dequeue_batch");
 }
@@ -680,7 +729,7 @@ TEST_F(EngineTest, EmptyBatch) {
 // List.
 
 TEST(EngineList, FiltersNewestFirstAndPages) {
-  EngineOptions o;
+  EngineOptions o = MemoryOptions();
   o.groups = {WorkerGroupOptions{.name = "main", .queues = {"default", "other"}, .workers = 2}};
   Result<std::unique_ptr<Engine>> opened = Engine::Open(o);
   BMOS_ASSERT_OK(opened);

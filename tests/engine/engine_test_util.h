@@ -196,10 +196,17 @@ inline Result<TaskRecord> WaitForState(const Engine& engine, const TaskId& id, T
       engine, id, [state](const TaskRecord& r) { return r.state == state; }, timeout);
 }
 
+// The engine's defaults, but in memory mode (the default, `sync`, writes to a data directory).
+inline EngineOptions MemoryOptions() {
+  EngineOptions options;
+  options.durability = Durability::kMemory;
+  return options;
+}
+
 // Options with one group "default" serving `queues` with `workers` workers.
 inline EngineOptions MakeOptions(int workers, Clock* clock = nullptr,
                                  std::vector<std::string> queues = {"default"}) {
-  EngineOptions options;
+  EngineOptions options = MemoryOptions();
   options.groups = {
       WorkerGroupOptions{.name = "default", .queues = std::move(queues), .workers = workers}};
   options.clock = clock;
@@ -209,7 +216,7 @@ inline EngineOptions MakeOptions(int workers, Clock* clock = nullptr,
 
 // Two groups as BMOS runs them: "default" (2 workers) and "ml" (1 worker, queue "ml").
 inline EngineOptions DefaultAndMlGroups() {
-  EngineOptions options;
+  EngineOptions options = MemoryOptions();
   options.groups = {WorkerGroupOptions{.name = "default", .queues = {"default"}, .workers = 2},
                     WorkerGroupOptions{.name = "ml", .queues = {"ml"}, .workers = 1}};
   return options;
