@@ -7,6 +7,8 @@
 //   latency.start     tasks enqueued at a fixed rate (paced by absolute deadlines); the time from
 //                     just before the Enqueue call to the start of the handler.
 //   idle              an engine with 8 workers and nothing to do; the process's CPU time.
+//   recovery          (sync/async) a store holding R PENDING tasks: the time Engine::Open takes
+//                     to replay it and accept work, then the time to run them all.
 // Each scenario runs --repeat times on a fresh engine; the reported figure is the median.
 // Output is an aligned table, or with --json one JSON object per scenario and line.
 //
@@ -24,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <latch>
 #include <memory>
 #include <mutex>
@@ -37,6 +40,7 @@
 #include "engine/engine.h"
 #include "engine/options.h"
 #include "engine/task_context.h"
+#include "storage/rocksdb_task_store.h"
 #include "storage/status.h"
 #include "storage/task_store.h"
 
@@ -62,10 +66,20 @@ Scenarios (--scenario):
                Both report p50, p99, p99.9 and max in microseconds.
   idle         an engine with --idle-workers workers, after a short burst of work, left idle for
                --seconds; reports the process CPU time as a percentage of one core.
+  recovery     (--mode sync or async; not part of "all") --recovery-tasks PENDING records are
+               written to a fresh store, which is closed; reports open_s, the time Engine::Open
+               takes to replay them and accept work, the resident memory then, and the rate at
+               which --workers workers then run them all.
+Every run of sync and async uses a fresh store in its own directory under --data-dir, removed
+after the run. Throughput and recovery runs end when the engine counts every task COMPLETED,
+which in sync and async mode means its completion record is written (fsynced in sync).
   all          throughput, latency and idle, in that order.
 
 Flags (a value may follow as "--flag value" or "--flag=value"):
   --scenario S        throughput | latency | idle | all. Default: all.
+  --data-dir D        where the stores of sync and async runs go. Default: a new directory
+                      under $TMPDIR (or /tmp), removed at the end.
+  --recovery-tasks R  PENDING tasks of the recovery scenario, 1..100000000. Default: 1000000.
   --mode M            durability mode: memory | sync | async. Default: memory. sync and async
                       need the RocksDB store; until it exists the engine refuses them (exit 2).
   --producers P       producer threads of the throughput scenario, 1..64. Default: 2.
@@ -108,6 +122,8 @@ struct Flags {
   int64_t repeat = 1;
   double max_wait = 120;
   bool json = false;
+  std::string data_dir;  // empty: a temporary directory
+  int64_t recovery_tasks = 1'000'000;
 };
 
 // A failed run: the message, and the exit status it leads to.
@@ -171,9 +187,10 @@ Flags ParseFlags(int argc, char** argv) {
       value = argv[++i];
     }
     if (name == "scenario") {
-      if (value != "throughput" && value != "latency" && value != "idle" && value != "all") {
+      if (value != "throughput" && value != "latency" && value != "idle" && value != "all" &&
+          value != "recovery") {
         UsageError("--scenario: '" + std::string(value) +
-                   "' is not one of throughput, latency, idle, all");
+                   "' is not one of throughput, latency, idle, recovery, all");
       }
       f.scenario = value;
     } else if (name == "mode") {
@@ -201,6 +218,11 @@ Flags ParseFlags(int argc, char** argv) {
       f.repeat = ParseInt(name, value, 1, 1000);
     } else if (name == "max-wait") {
       f.max_wait = ParseSeconds(name, value, 1, 86'400);
+    } else if (name == "data-dir") {
+      if (value.empty()) UsageError("--data-dir must not be empty");
+      f.data_dir = value;
+    } else if (name == "recovery-tasks") {
+      f.recovery_tasks = ParseInt(name, value, 1, 100'000'000);
     } else {
       UsageError("unknown flag '--" + std::string(name) + "'");
     }
@@ -208,6 +230,9 @@ Flags ParseFlags(int argc, char** argv) {
   // latency.start keeps two timestamps per task; bound the table it needs.
   if (static_cast<double>(f.rate) * f.seconds > 100'000'000) {
     UsageError("--rate times --seconds must be at most 100000000 tasks");
+  }
+  if (f.scenario == "recovery" && f.mode == "memory") {
+    UsageError("--scenario recovery needs --mode sync or async (memory has nothing to recover)");
   }
   return f;
 }
@@ -269,7 +294,63 @@ class OthersProbe {
 // An open engine whose "bench.noop" handler counts its calls and, when `started` is set,
 // stamps the steady time at which the handler of task number `seq` (its data is {"s":seq})
 // started.
+// A fresh directory for one run's store, removed (with the store) when the run ends.
+class RunDir {
+ public:
+  explicit RunDir(const Flags& f) {
+    static int runs = 0;
+    std::error_code ec;
+    if (f.data_dir.empty()) {
+      if (base().empty()) {
+        const char* tmp = std::getenv("TMPDIR");
+        std::string pattern =
+            std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/bmos-taskbench-XXXXXX";
+        if (mkdtemp(pattern.data()) != nullptr) {
+          base() = pattern;
+          std::atexit([] {
+            std::error_code e;
+            std::filesystem::remove_all(base(), e);
+          });
+        }
+      }
+      path_ = base() + "/run-" + std::to_string(++runs);
+    } else {
+      path_ = f.data_dir + "/run-" + std::to_string(getpid()) + "-" + std::to_string(++runs);
+    }
+    std::filesystem::remove_all(path_, ec);
+  }
+  ~RunDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  RunDir(const RunDir&) = delete;
+  RunDir& operator=(const RunDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  static std::string& base() {
+    static std::string b;
+    return b;
+  }
+  std::string path_;
+};
+
+// Resident memory of this process in MiB (VmRSS), or -1.
+double ResidentMiB() {
+  std::FILE* file = std::fopen("/proc/self/status", "r");
+  if (file == nullptr) return -1;
+  char line[256];
+  double kib = -1;
+  while (std::fgets(line, sizeof line, file) != nullptr) {
+    if (std::sscanf(line, "VmRSS: %lf kB", &kib) == 1) break;
+  }
+  std::fclose(file);
+  return kib < 0 ? -1 : kib / 1024.0;
+}
+
 struct Bench {
+  explicit Bench(const Flags& f) : dir(f) {}
+  RunDir dir;  // first, so it is removed last: after the engine has closed its store
   // Handler calls so far. The handler adds with release after writing started[seq]; a reader
   // that loads the final count with acquire sees every stamp.
   std::atomic<int64_t> done{0};
@@ -283,27 +364,33 @@ std::optional<storage::Durability> DurabilityOf(const std::string& mode) {
   return storage::ParseDurability(mode);
 }
 
+bool OpenEngine(const Flags& f, int64_t workers, Bench* bench, Failure* failure);
+
 // Opens a fresh engine with `workers` workers serving "default", and registers the handler.
 // An engine that cannot be opened is a configuration error (exit 2).
 std::unique_ptr<Bench> OpenBench(const Flags& f, int64_t workers, size_t stamp_slots,
                                  Failure* failure) {
-  auto bench = std::make_unique<Bench>();
+  auto bench = std::make_unique<Bench>(f);
   bench->started.assign(stamp_slots, 0);
+  if (!OpenEngine(f, workers, bench.get(), failure)) return nullptr;
+  return bench;
+}
+
+// Opens the engine of `bench` on its directory and registers the handler.
+bool OpenEngine(const Flags& f, int64_t workers, Bench* bench, Failure* failure) {
   engine::EngineOptions options;
   options.durability = *DurabilityOf(f.mode);
-  // sync and async need a persistent store (the RocksDB store, a later issue): until the
-  // harness makes one here, Engine::Open refuses them and we report that.
+  options.data_dir = bench->dir.path();
   options.groups = {
       {.name = "default", .queues = {"default"}, .workers = static_cast<int>(workers)}};
   auto opened = engine::Engine::Open(std::move(options));
   if (!opened.ok()) {
-    *failure = {"cannot open the engine in mode '" + f.mode + "': " + opened.status().ToString() +
-                    (f.mode == "memory" ? "" : " (sync and async need the RocksDB store)"),
+    *failure = {"cannot open the engine in mode '" + f.mode + "': " + opened.status().ToString(),
                 2};
-    return nullptr;
+    return false;
   }
   bench->engine = std::move(opened).value();
-  Bench* b = bench.get();
+  Bench* b = bench;
   storage::Status s = bench->engine->RegisterHandler(
       std::string(kNoop), [b](engine::TaskContext& ctx) -> engine::HandlerResult {
         if (!b->started.empty()) {
@@ -318,9 +405,9 @@ std::unique_ptr<Bench> OpenBench(const Flags& f, int64_t workers, size_t stamp_s
       });
   if (!s.ok()) {
     *failure = {"cannot register the handler: " + s.ToString(), 2};
-    return nullptr;
+    return false;
   }
-  return bench;
+  return true;
 }
 
 // A request for one no-op task. (Built field by field: GCC 12 warns about designated
@@ -456,6 +543,11 @@ std::optional<Run> RunThroughput(const Flags& f, Failure* failure) {
   const OthersProbe probe;
   const auto start = SteadyClock::now();
   const bool all_ran = WaitDone(*b, f.tasks, f.max_wait, &failed);
+  // The run ends once the engine counts every task COMPLETED: in sync and async mode, once
+  // every completion record is written.
+  uint64_t completed = 0;
+  const bool all_counted =
+      all_ran && WaitStatsCompleted(*b, static_cast<uint64_t>(f.tasks), f.max_wait, &completed);
   const double seconds = SecondsSince(start);
   const double others_pct = probe.OthersPct();
   for (auto& t : threads) t.join();
@@ -470,10 +562,7 @@ std::optional<Run> RunThroughput(const Flags& f, Failure* failure) {
                 1};
     return std::nullopt;
   }
-  // The handler counts a task just before the engine marks it COMPLETED: check the engine
-  // agrees (it lags by at most the tasks the workers are finishing).
-  uint64_t completed = 0;
-  if (!WaitStatsCompleted(*b, static_cast<uint64_t>(f.tasks), 10.0, &completed)) {
+  if (!all_counted) {
     *failure = {"throughput: Stats().completed is " + std::to_string(completed) + ", expected " +
                     std::to_string(f.tasks),
                 1};
@@ -485,7 +574,77 @@ std::optional<Run> RunThroughput(const Flags& f, Failure* failure) {
   run.push_back({"tasks_per_sec", static_cast<double>(f.tasks) / seconds});
   run.push_back(
       {"enqueue_per_sec", enqueue_span > 0 ? static_cast<double>(f.tasks) / enqueue_span : 0});
+  // With every task finished and (sync/async) in the store: what memory holds then.
+  run.push_back({"rss_mib", ResidentMiB()});
+  if (auto* rocks = dynamic_cast<storage::RocksDbTaskStore*>(&b->engine->store())) {
+    // Group commit at work: how many records each WAL write (and fsync) carried.
+    const storage::CommitStats cs = rocks->commit_stats();
+    run.push_back({"commits", static_cast<double>(cs.commits)});
+    run.push_back(
+        {"records_per_commit",
+         cs.commits > 0 ? static_cast<double>(cs.records) / static_cast<double>(cs.commits) : 0});
+  }
   run.push_back({"others_cpu_pct", others_pct});
+  return run;
+}
+
+std::optional<Run> RunRecovery(const Flags& f, Failure* failure) {
+  auto b = std::make_unique<Bench>(f);
+  {
+    // The records an engine writes for enqueued tasks, written straight to a fresh store.
+    storage::RocksDbStoreOptions so;
+    so.path = b->dir.path();
+    so.durability = *DurabilityOf(f.mode);
+    auto store = storage::RocksDbTaskStore::Open(so);
+    if (!store.ok()) {
+      *failure = {"cannot create the store: " + store.status().ToString(), 2};
+      return std::nullopt;
+    }
+    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    std::vector<storage::TaskRecord> batch;
+    for (int64_t i = 0; i < f.recovery_tasks;) {
+      batch.clear();
+      for (int64_t k = 0; k < 1000 && i < f.recovery_tasks; ++k, ++i) {
+        auto spec = std::make_shared<storage::TaskSpec>();
+        spec->id = storage::NewTaskId(now_ms);
+        spec->name = kNoop;
+        spec->queue = "default";
+        spec->data_json = "{}";
+        spec->created_ms = now_ms;
+        storage::TaskRecord r;
+        r.spec = std::move(spec);
+        batch.push_back(std::move(r));
+      }
+      if (auto s = (*store)->Write(batch); !s.ok()) {
+        *failure = {"cannot write the records: " + s.ToString(), 1};
+        return std::nullopt;
+      }
+    }
+  }
+  const OthersProbe probe;
+  const auto start = SteadyClock::now();
+  // Open replays the store; its handler is registered right after, as a server does.
+  if (!OpenEngine(f, f.workers, b.get(), failure)) return std::nullopt;
+  const double open_seconds = SecondsSince(start);
+  const double rss = ResidentMiB();
+  const auto drain_start = SteadyClock::now();
+  uint64_t completed = 0;
+  if (!WaitStatsCompleted(*b, static_cast<uint64_t>(f.recovery_tasks), f.max_wait, &completed)) {
+    *failure = {"recovery: " + std::to_string(completed) + " of " +
+                    std::to_string(f.recovery_tasks) +
+                    " recovered tasks completed within --max-wait",
+                1};
+    return std::nullopt;
+  }
+  const double drain_seconds = SecondsSince(drain_start);
+  Run run;
+  run.push_back({"open_s", open_seconds});
+  run.push_back({"seconds", drain_seconds});
+  run.push_back({"tasks_per_sec", static_cast<double>(f.recovery_tasks) / drain_seconds});
+  run.push_back({"rss_mib", rss});
+  run.push_back({"others_cpu_pct", probe.OthersPct()});
   return run;
 }
 
@@ -611,6 +770,9 @@ constexpr Column kColumns[] = {
     {"p99.9_us", "p999_us", 9, 2},
     {"max_us", "max_us", 10, 2},
     {"cpu_%", "cpu_pct", 7, 3},
+    {"open_s", "open_s", 7, 2},
+    {"rss_MiB", "rss_mib", 8, 1},
+    {"rec/commit", "records_per_commit", 10, 1},
     {"others_%", "others_cpu_pct", 8, 1},
 };
 
@@ -739,6 +901,15 @@ int Main(int argc, char** argv) {
                  .tasks = count,
                  .runs = {}},
                 [&](Failure* failure) { return RunStartLatency(f, count, failure); });
+  }
+  if (f.scenario == "recovery") {
+    RunScenario(f,
+                {.scenario = "recovery",
+                 .producers = 0,
+                 .workers = f.workers,
+                 .tasks = f.recovery_tasks,
+                 .runs = {}},
+                [&](Failure* failure) { return RunRecovery(f, failure); });
   }
   if (all || f.scenario == "idle") {
     RunScenario(
