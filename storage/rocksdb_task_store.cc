@@ -3,11 +3,13 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <array>
@@ -19,6 +21,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -74,6 +77,7 @@ struct Request {
     std::string queue;
     TaskState state;
     int64_t delta;
+    TaskId id;  // the record counted in (+1) or out (-1)
   };
   std::string body;  // WriteBatch entries, without the batch header
   uint32_t entries = 0;
@@ -97,6 +101,15 @@ void WaitFinished(Request& req) {
   while (req.finished.load(std::memory_order_acquire) == 0) FutexWait(req.finished, 0);
 }
 
+// Declines RocksDB's automatic recovery from background errors (see OpenDb).
+class NoAutoRecovery final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
+                            bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
+
 class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
  public:
   RocksDbTaskStoreImpl(RocksDbStoreOptions options) : options_(std::move(options)) {}
@@ -110,11 +123,10 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       queue_cv_.notify_one();
       committer_.join();
     }
-    if (db_ != nullptr) {
-      for (rocksdb::ColumnFamilyHandle* h : cf_) {
-        if (h != nullptr) (void)db_->DestroyColumnFamilyHandle(h);
-      }
-      (void)db_->Close();
+    CloseInstance();
+    if (!secondary_dir_.empty()) {
+      std::error_code ec;
+      fs::remove_all(secondary_dir_, ec);
     }
   }
 
@@ -141,7 +153,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       if (ec) return Status::IOError(where + ": cannot create the directory: " + ec.message());
     }
 
-    rocksdb::DBOptions db_options;
+    rocksdb::DBOptions& db_options = db_options_;
     db_options.create_if_missing = !has_current;
     db_options.create_missing_column_families = !has_current;
     db_options.paranoid_checks = true;
@@ -153,9 +165,14 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     db_options.write_buffer_manager =
         std::make_shared<rocksdb::WriteBufferManager>(options_.write_buffer_bytes);
     if (options_.env != nullptr) db_options.env = options_.env;
+    // A failed WAL write or fsync is recovered by reopening the database (Commit), never by
+    // RocksDB's own recovery: RocksDB 7.8 treats those errors as fatal anyway, and its recovery
+    // from a full disk can resume on a WAL writer that still holds the error and abort the
+    // process on an assertion (seen with Debian's build; tests/storage/rocksdb_fault_test.cc).
+    db_options.listeners.push_back(std::make_shared<NoAutoRecovery>());
 
     cache_ = rocksdb::NewLRUCache(options_.block_cache_bytes);
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    std::vector<rocksdb::ColumnFamilyDescriptor>& cfs = cf_descriptors_;
     for (size_t i = 0; i < kCfCount; ++i) {
       rocksdb::ColumnFamilyOptions cf;
       rocksdb::BlockBasedTableOptions table;
@@ -185,14 +202,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         }
       }
     }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    rocksdb::Status s = options_.read_only
-                            ? rocksdb::DB::OpenForReadOnly(db_options, path, cfs, &handles, &db)
-                            : rocksdb::DB::Open(db_options, path, cfs, &handles, &db);
+    rocksdb::Status s = OpenInstance(options_.read_only);
     if (!s.ok()) return OpenError(s);
-    db_.reset(db);
-    for (size_t i = 0; i < kCfCount; ++i) cf_[i] = handles[i];
 
     std::string format;
     s = db_->Get(rocksdb::ReadOptions(), cf_[kMeta], kFormatKey, &format);
@@ -213,6 +224,48 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     if (Status c = LoadCounts(); !c.ok()) return c;
     if (!options_.read_only) committer_ = std::thread([this] { CommitLoop(); });
     return Status::Ok();
+  }
+
+  // Opens db_ and cf_ with the options OpenDb made. REQUIRES: db_ closed.
+  rocksdb::Status OpenInstance(bool read_only) {
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status s;
+    if (options_.read_only) {
+      // A secondary instance: RocksDB's way to read a directory that a writer may hold (a plain
+      // read-only open can trip over files the writer deletes meanwhile). Its own info log goes
+      // to a private temporary directory.
+      rocksdb::DBOptions secondary = db_options_;
+      secondary.max_open_files = -1;
+      s = rocksdb::DB::OpenAsSecondary(secondary, options_.path, SecondaryDir(), cf_descriptors_,
+                                       &handles, &db);
+    } else if (read_only) {
+      s = rocksdb::DB::OpenForReadOnly(db_options_, options_.path, cf_descriptors_, &handles, &db);
+    } else {
+      s = rocksdb::DB::Open(db_options_, options_.path, cf_descriptors_, &handles, &db);
+    }
+    if (!s.ok()) return s;
+    db_.reset(db);
+    for (size_t i = 0; i < kCfCount; ++i) cf_[i] = handles[i];
+    return s;
+  }
+
+  const std::string& SecondaryDir() {
+    if (secondary_dir_.empty()) {
+      std::string pattern = (fs::temp_directory_path() / "bmos-task-reader-XXXXXX").string();
+      if (mkdtemp(pattern.data()) != nullptr) secondary_dir_ = pattern;
+    }
+    return secondary_dir_;
+  }
+
+  void CloseInstance() {
+    if (db_ == nullptr) return;
+    for (rocksdb::ColumnFamilyHandle*& h : cf_) {
+      if (h != nullptr) (void)db_->DestroyColumnFamilyHandle(h);
+      h = nullptr;
+    }
+    (void)db_->Close();
+    db_.reset();
   }
 
   // -- TaskStore -------------------------------------------------------------------------------
@@ -251,6 +304,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   }
 
   Result<TaskRecord> Get(const TaskId& id) const override {
+    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    if (db_ == nullptr) return Unready();
     const std::string key = codec::IdKey(id);
     std::string value;
     for (Cf cf : {kLive, kDone}) {
@@ -269,6 +324,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       return Status::InvalidArgument("limit must be between 1 and 1000");
     }
     if (query.terminal_only && query.state && IsLiveState(*query.state)) return ListPage{};
+    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    if (db_ == nullptr) return Unready();
     // One more than the limit from each part tells whether another page follows.
     const size_t want = query.limit + 1;
     std::vector<TaskRecord> found;
@@ -291,6 +348,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   Result<StoreCounts> Counts() const override {
     Result<StoreCounts> out = TerminalCounts();
     if (!out.ok()) return out;
+    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    if (db_ == nullptr) return Unready();
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_[kLive]));
     TaskState state;
     std::string queue;
@@ -318,6 +377,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   }
 
   Status ForEachLive(const std::function<void(const TaskRecord&)>& visit) const override {
+    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    if (db_ == nullptr) return Unready();
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_[kLive]));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       std::optional<TaskId> id = codec::IdFromKey(ToView(it->key()));
@@ -345,6 +406,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
                          : static_cast<int64_t>(total) - static_cast<int64_t>(options.keep_at_most);
     const size_t max_batch = std::max<size_t>(1, options.max_batch);
     std::vector<TaskRecord> victims;
+    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    if (db_ == nullptr) return Unready();
     // Oldest first (id order is creation order). created <= completed for every record, so once
     // records are created after the cutoff none further on can have completed before it.
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_[kDone]));
@@ -363,6 +426,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     }
     if (!it->status().ok()) return FromRocks(it->status(), "scan terminal tasks");
     it.reset();
+    db_lock.unlock();  // the commit thread may need the database to itself (reopen)
     if (victims.empty()) return size_t{0};
     Request req;
     for (const TaskRecord& r : victims) {
@@ -370,7 +434,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       scratch_batch_.Clear();
       AppendIndexEdits(r, key, /*insert=*/false);
       AppendBody(&req);
-      req.deltas.push_back({r.spec->queue, r.state, -1});
+      req.deltas.push_back({r.spec->queue, r.state, -1, r.id()});
       req.records += 1;
     }
     Submit(&req);
@@ -383,6 +447,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       // oldest record stay fast. Runs on the caller (the janitor), never on the hot path.
       const std::string last = codec::IdKey(victims.back().id());
       rocksdb::Slice end(last);
+      db_lock.lock();
+      if (db_ == nullptr) return victims.size();
       rocksdb::CompactRangeOptions co;
       (void)db_->CompactRange(co, cf_[kDone], nullptr, &end);
       (void)db_->CompactRange(co, cf_[kIndex], nullptr, nullptr);
@@ -403,6 +469,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   const std::string& path() const override { return options_.path; }
 
   uint64_t ApproximateDiskBytes() const override {
+    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    if (db_ == nullptr) return 0;
     uint64_t total = 0;
     for (rocksdb::ColumnFamilyHandle* h : cf_) {
       uint64_t v = 0;
@@ -417,6 +485,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
   Status CompactAll() override {
     if (options_.read_only) return ReadOnlyError();
+    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    if (db_ == nullptr) return Unready();
     for (rocksdb::ColumnFamilyHandle* h : cf_) {
       rocksdb::Status s = db_->CompactRange(rocksdb::CompactRangeOptions(), h, nullptr, nullptr);
       if (!s.ok()) return FromRocks(s, "compact " + options_.path);
@@ -428,8 +498,15 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   static constexpr size_t kCompactAfterPurged = 100'000;
   // Longest a callback write waits for an urgent write to share its fsync (sync mode).
   static constexpr std::chrono::microseconds kLazyCommit{1000};
+  // After a failed write, how long writes fail fast before the next reopen attempt.
+  static constexpr std::chrono::milliseconds kReopenInterval{1000};
 
   static std::string_view ToView(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+  Status Unready() const {
+    return Status::Unavailable("task store " + options_.path +
+                               " is closed after a write error and could not be reopened yet");
+  }
 
   Status ReadOnlyError() const {
     return Status::FailedPrecondition("task store " + options_.path + " is open read-only");
@@ -502,7 +579,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         scratch_batch_.Delete(cf_[kLive], key);
         scratch_batch_.Put(cf_[kDone], key, value);
         AppendIndexEdits(r, key, /*insert=*/true);
-        req->deltas.push_back({r.spec->queue, r.state, +1});
+        req->deltas.push_back({r.spec->queue, r.state, +1, r.id()});
       } else {
         scratch_batch_.Put(cf_[kLive], key, value);
       }
@@ -559,7 +636,49 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     }
   }
 
+  // After a failed write: closes and reopens the database (at most once per kReopenInterval),
+  // which is how RocksDB leaves the state a failed WAL write or fsync puts it in. While the
+  // read-write open fails, a read-only instance keeps serving reads.
+  Status RecoverFromWriteError() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - write_error_at_ < kReopenInterval) return write_error_;
+    std::unique_lock<std::shared_mutex> lock(db_mu_);
+    CloseInstance();
+    rocksdb::Status s = OpenInstance(/*read_only=*/false);
+    if (!s.ok()) {
+      (void)OpenInstance(/*read_only=*/true);
+      write_error_ = FromRocks(s, "task store " + options_.path + ": reopen after a write error");
+      write_error_at_ = now;
+      return write_error_;
+    }
+    // The reopened WAL may hold a batch that was reported failed (its fsync failed after the
+    // write): counts come from disk again, and terminal writes check for records already there.
+    {
+      std::lock_guard<std::mutex> counts_lock(counts_mu_);
+      counts_.clear();
+    }
+    if (Status c = LoadCounts(); !c.ok()) return c;
+    needs_reopen_ = false;
+    verify_terminal_ = true;
+    std::fprintf(stderr, "bmos: task store %s reopened after a write error; writing again\n",
+                 options_.path.c_str());
+    return Status::Ok();
+  }
+
+  // Whether the terminal record of `id` is already in `done` (only asked after a reopen).
+  bool AlreadyTerminal(const TaskId& id) {
+    std::string value;
+    return db_->Get(rocksdb::ReadOptions(), cf_[kDone], codec::IdKey(id), &value).ok();
+  }
+
   void Commit(std::span<Request*> requests) {
+    if (needs_reopen_) {
+      if (Status s = RecoverFromWriteError(); !s.ok()) {
+        Answer(requests,
+               Status(s.code(), s.message() + " (writes resume once the store can be reopened)"));
+        return;
+      }
+    }
     std::string rep(kBatchHeader, '\0');
     uint32_t entries = 0;
     uint64_t records = 0;
@@ -575,6 +694,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       entries += r->entries;
       records += r->records;
       for (const Request::CountDelta& d : r->deltas) {
+        if (verify_terminal_ && d.delta > 0 && AlreadyTerminal(d.id)) continue;
         auto it = touched.find(d.queue);
         if (it == touched.end()) {
           StateCounts base{};
@@ -603,12 +723,15 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
           wb.Put(cf_[kMeta], codec::CountKey(queue, static_cast<TaskState>(i)), count_value);
         }
       }
-      if (!last_commit_ok_) (void)db_->Resume();  // after an I/O error, try to leave read-only
       rocksdb::WriteOptions wo;
       wo.sync = options_.durability == Durability::kSync && needs_sync;
       rocksdb::Status s = db_->Write(wo, &wb);
-      last_commit_ok_ = s.ok();
       status = FromRocks(s, "task store " + options_.path + ": write");
+      if (!status.ok()) {
+        needs_reopen_ = true;
+        write_error_ = status;
+        write_error_at_ = std::chrono::steady_clock::now();
+      }
       if (status.ok()) {
         std::lock_guard<std::mutex> lock(counts_mu_);
         for (auto& [queue, per_state] : touched) counts_[queue] = per_state;
@@ -617,6 +740,11 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       }
     }
     if (status.ok()) committed_writes_.fetch_add(requests.size(), std::memory_order_relaxed);
+    Answer(requests, status);
+  }
+
+  // Tells every request of a commit its outcome; callback and detached requests are freed.
+  void Answer(std::span<Request*> requests, const Status& status) {
     for (Request* r : requests) {
       if (r->done != nullptr) {
         r->done->OnWritten(status);
@@ -650,7 +778,9 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     } else {
       cf = kDone;
     }
-    const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+    // One view for the index and the records (a secondary instance has no snapshots, and needs
+    // none: it changes only when told to catch up, which it never is).
+    const rocksdb::Snapshot* snapshot = options_.read_only ? nullptr : db_->GetSnapshot();
     rocksdb::ReadOptions ro;
     ro.snapshot = snapshot;
     Status status = Status::Ok();
@@ -699,7 +829,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       }
       if (status.ok() && !it->status().ok()) status = FromRocks(it->status(), "list tasks");
     }
-    db_->ReleaseSnapshot(snapshot);
+    if (snapshot != nullptr) db_->ReleaseSnapshot(snapshot);
     return status;
   }
 
@@ -754,7 +884,17 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   std::chrono::steady_clock::time_point oldest_submit_{};  // GUARDED_BY(queue_mu_)
   bool stopping_ = false;                                  // GUARDED_BY(queue_mu_)
   std::thread committer_;
-  bool last_commit_ok_ = true;  // commit thread only
+  // Write-error recovery; commit thread only.
+  bool needs_reopen_ = false;
+  bool verify_terminal_ = false;
+  Status write_error_ = Status::Ok();
+  std::chrono::steady_clock::time_point write_error_at_{};
+
+  // Readers hold it shared; the commit thread holds it exclusively to reopen the database.
+  mutable std::shared_mutex db_mu_;
+  rocksdb::DBOptions db_options_;
+  std::string secondary_dir_;  // read-only stores: the secondary instance's own directory
+  std::vector<rocksdb::ColumnFamilyDescriptor> cf_descriptors_;
 
   // Terminal counts per queue; written by the commit thread after each commit.
   mutable std::mutex counts_mu_;

@@ -40,12 +40,15 @@ class Env;
 namespace bmos::storage {
 
 struct RocksDbStoreOptions {
-  // The data directory. Created when missing (with its parent directories). Required.
+  // The data directory. Created when missing (with its parent directories), unless read_only.
+  // Required.
   std::string path;
   // kSync or kAsync. Default: kSync.
   Durability durability = Durability::kSync;
-  // Open without writing: no lock, no commit thread; every write fails with FailedPrecondition.
-  // Several read-only openers may read a directory that a writer holds (tools). Default: false.
+  // Open without writing (tools): a RocksDB secondary instance, so it may read a directory that
+  // a running writer holds; it sees the store as it was when opened. No commit thread; every
+  // write fails with FailedPrecondition; a missing directory is NotFound (never created).
+  // Default: false.
   bool read_only = false;
   // Memory for RocksDB's write buffers (memtables) of all column families together, in bytes.
   // Default: 64 MiB.

@@ -14,7 +14,6 @@
 #include <boost/json/serialize.hpp>
 #include <cerrno>
 #include <charconv>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -26,7 +25,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "storage/rocksdb_task_store.h"
@@ -197,22 +195,10 @@ std::optional<std::string_view> Flag(const ParsedFlags& flags, std::string_view 
 Result<std::shared_ptr<RocksDbTaskStore>> OpenStoreReadOnly(std::string_view dir) {
   RocksDbStoreOptions options;
   options.path = std::string(dir);
+  // A secondary RocksDB instance (see RocksDbStoreOptions::read_only): safe beside a server
+  // that holds the directory and keeps writing.
   options.read_only = true;
-  // A read-only open reads the list of files and then opens them; a server writing meanwhile
-  // may delete some of them (a WAL after a flush, SST files after a compaction), and the open
-  // fails with IOError or Corruption naming a file that is gone. A fresh open reads the new list,
-  // so those (and only those) are retried a few times before they are reported.
-  constexpr int kAttempts = 5;
-  for (int attempt = 1;; ++attempt) {
-    Result<std::shared_ptr<RocksDbTaskStore>> store = RocksDbTaskStore::Open(options);
-    if (store.ok() || attempt == kAttempts) return store;
-    const Status& s = store.status();
-    const bool file_vanished =
-        (s.code() == Status::Code::kIOError || s.code() == Status::Code::kCorruption) &&
-        s.message().find("No such file") != std::string::npos;
-    if (!file_vanished) return store;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20 << attempt));
-  }
+  return RocksDbTaskStore::Open(options);
 }
 
 void PrintError(const std::string& command, const Status& status) {
