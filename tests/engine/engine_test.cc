@@ -76,6 +76,42 @@ TEST(EngineOpen, DefaultOptionsOpenADurableStoreInTheDataDir) {
   EXPECT_EQ((*again)->Stats().by_state[static_cast<int>(TaskState::kCompleted)], 1u);
 }
 
+TEST(EngineOpen, BatchEnqueueIsOneCommit) {
+  storage::test_util::TempDir dir("engine-batch");
+  EngineOptions o = MakeOptions(2);
+  o.durability = Durability::kSync;
+  o.data_dir = dir.Sub("data");
+  Result<std::unique_ptr<Engine>> r = Engine::Open(o);
+  BMOS_ASSERT_OK(r);
+  Engine& engine = **r;
+  BMOS_ASSERT_OK(engine.RegisterHandler("noop", NoopHandler()));
+  auto* store = dynamic_cast<storage::RocksDbTaskStore*>(&engine.store());
+  ASSERT_NE(store, nullptr);
+  std::vector<EnqueueRequest> batch;
+  for (int i = 0; i < 500; ++i) {
+    EnqueueRequest req = Req("noop");
+    req.delay = std::chrono::hours(1);  // nothing runs, so nothing else is written meanwhile
+    batch.push_back(std::move(req));
+  }
+  const storage::CommitStats before = store->commit_stats();
+  Result<std::vector<EnqueueResult>> results = engine.EnqueueBatch(std::move(batch));
+  BMOS_ASSERT_OK(results);
+  ASSERT_EQ(results->size(), 500u);
+  const storage::CommitStats after = store->commit_stats();
+  EXPECT_EQ(after.writes - before.writes, 1u);
+  EXPECT_EQ(after.commits - before.commits, 1u);
+  EXPECT_EQ(after.records - before.records, 500u);
+  // All 500 are on disk: a read-only look at the directory finds them.
+  storage::RocksDbStoreOptions ro;
+  ro.path = o.data_dir;
+  ro.read_only = true;
+  auto reader = storage::RocksDbTaskStore::Open(ro);
+  BMOS_ASSERT_OK(reader);
+  auto counts = (*reader)->Counts();
+  BMOS_ASSERT_OK(counts);
+  EXPECT_EQ(counts->total(TaskState::kPending), 500u);
+}
+
 TEST(EngineOpen, MemoryModeOpensWithoutADirectory) {
   Result<std::unique_ptr<Engine>> r = Engine::Open(MemoryOptions());
   BMOS_ASSERT_OK(r);
@@ -137,9 +173,7 @@ TEST(EngineOpen, PersistentDurabilityNeedsADataDirOrAStore) {
 
 TEST(EngineOpen, ReportsAStoreThatCannotOpen) {
   storage::test_util::TempDir dir("engine-bad-dir");
-  {
-    std::ofstream(dir.Sub("unrelated.txt")) << "someone else's file\n";
-  }
+  { std::ofstream(dir.Sub("unrelated.txt")) << "someone else's file\n"; }
   EngineOptions o = MemoryOptions();
   o.durability = Durability::kAsync;
   o.data_dir = dir.path();

@@ -1,8 +1,12 @@
 #include "storage/rocksdb_task_store.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -388,6 +392,42 @@ TEST(RocksDbTaskStore, SecondOpenOfTheSameDirectoryIsRefused) {
   ASSERT_TRUE(reader.ok()) << reader.status().ToString();
   EXPECT_TRUE((*reader)->Get(IdFor(1)).ok());
   EXPECT_EQ(WriteOne(**reader, MakeRecord(2)).code(), Status::Code::kFailedPrecondition);
+}
+
+// Run by SecondProcessIsRefused in a child process (skipped otherwise): opens the store named by
+// BMOS_OPEN_PROBE and exits 3 if the open was refused as "already open", 4 on any other outcome.
+TEST(RocksDbTaskStore, OpenProbe) {
+  const char* path = std::getenv("BMOS_OPEN_PROBE");
+  if (path == nullptr) GTEST_SKIP() << "only run as the child of SecondProcessIsRefused";
+  RocksDbStoreOptions o;
+  o.path = path;
+  auto store = RocksDbTaskStore::Open(o);
+  const bool refused = !store.ok() && store.status().code() == Status::Code::kFailedPrecondition &&
+                       store.status().message().find("already open") != std::string::npos;
+  std::fprintf(stderr, "probe: %s\n", store.ok() ? "opened" : store.status().ToString().c_str());
+  std::_Exit(refused ? 3 : 4);
+}
+
+TEST(RocksDbTaskStore, SecondProcessIsRefused) {
+  TempDir dir;
+  auto first = OpenOrDie(dir.path());
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(WriteOne(*first, MakeRecord(1)).ok());
+  // A fresh process (this test binary, running only OpenProbe) tries the same directory.
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    setenv("BMOS_OPEN_PROBE", dir.path().c_str(), 1);
+    execl("/proc/self/exe", "rocksdb_task_store_test", "--gtest_filter=RocksDbTaskStore.OpenProbe",
+          static_cast<char*>(nullptr));
+    std::_Exit(5);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 3) << "the second process was not refused cleanly";
+  // The first still works.
+  EXPECT_TRUE(WriteOne(*first, MakeRecord(2)).ok());
 }
 
 TEST(RocksDbTaskStore, RefusesADirectoryThatHoldsSomethingElse) {
