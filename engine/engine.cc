@@ -319,6 +319,7 @@ Status EngineImpl::RegisterHandler(std::string name, Handler handler, HandlerOpt
   if (options.timeout && options.timeout->count() < 0) {
     return Status::InvalidArgument("handler '" + name + "': timeout must be >= 0");
   }
+  std::vector<Task*> waiting;
   {
     std::unique_lock<std::shared_mutex> lock(handlers_mu_);
     if (handlers_.count(name) != 0) {
@@ -329,10 +330,16 @@ Status EngineImpl::RegisterHandler(std::string name, Handler handler, HandlerOpt
     entry->fn = std::move(handler);
     entry->options = std::move(options);
     entry->queue = qit->second;
-    handlers_.emplace(std::move(name), std::move(entry));
+    handlers_.emplace(name, std::move(entry));
     // Release: a thread that sees the new version (acquire) sees the entry.
     handlers_version_.fetch_add(1, std::memory_order_release);
+    // Recovered tasks that were waiting for this handler run now.
+    if (auto w = awaiting_handler_.find(name); w != awaiting_handler_.end()) {
+      waiting = std::move(w->second);
+      awaiting_handler_.erase(w);
+    }
   }
+  for (Task* t : waiting) Dispatch(t, 0);
   return Status::Ok();
 }
 
@@ -769,11 +776,16 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
   int attempt;
   const internal::HandlerEntry* handler = t->handler;
   if (handler == nullptr) {
-    // Recovered before its handler was registered: look again, else wait and look later.
-    handler = FindHandler(t->rec.spec->name);
-    if (handler == nullptr) {
-      timer_->ScheduleTask(t, start + kRetryLaterUs);
-      return;
+    // Recovered before its handler was registered: look again, else wait for RegisterHandler,
+    // which dispatches it (checked under the same lock, so the registration cannot slip by).
+    {
+      std::unique_lock<std::shared_mutex> lock(handlers_mu_);
+      if (auto h = handlers_.find(t->rec.spec->name); h != handlers_.end()) {
+        handler = h->second.get();
+      } else {
+        awaiting_handler_[t->rec.spec->name].push_back(t);
+        return;
+      }
     }
     t->handler = handler;
   }
@@ -1239,6 +1251,12 @@ Status EngineImpl::Stop(std::chrono::milliseconds drain) {
   for (auto& g : groups_) {
     std::vector<Task*> queued = g->TakeAllQueued();
     held.insert(held.end(), queued.begin(), queued.end());
+  }
+  {
+    std::unique_lock<std::shared_mutex> lock(handlers_mu_);
+    for (auto& [name, tasks] : awaiting_handler_)
+      held.insert(held.end(), tasks.begin(), tasks.end());
+    awaiting_handler_.clear();
   }
   if (!persist_live_) {
     // The memory store holds only terminal records; hand it the waiting ones too, so Get and

@@ -140,6 +140,9 @@ class EngineImpl final : public TaskRunner {
   mutable std::shared_mutex handlers_mu_;
   std::map<std::string, std::unique_ptr<internal::HandlerEntry>, std::less<>> handlers_;
   std::atomic<uint64_t> handlers_version_{0};  // bumped (release) after each registration
+  // Recovered tasks whose handler is not registered yet, by task name; RegisterHandler
+  // dispatches them. GUARDED_BY(handlers_mu_)
+  std::map<std::string, std::vector<internal::Task*>, std::less<>> awaiting_handler_;
 
   mutable std::array<IndexShard, kIndexShards> index_;
 

@@ -190,6 +190,27 @@ TEST_P(RecoveryTest, InterruptedAttemptRunsAgainAsAnAttempt) {
   EXPECT_EQ(runs_.load(), 2);
 }
 
+TEST_P(RecoveryTest, RecoveredTasksRunAsSoonAsTheirHandlerIsRegistered) {
+  // The handler is registered only after Open (as a server does); the recovered task must not
+  // wait for a timer. The clock never moves, so only a direct dispatch can run it.
+  TaskRecord pending = Stored("late", TaskState::kPending, 0, 2);
+  BMOS_ASSERT_OK(store_->Write(std::vector<TaskRecord>{pending}));
+  ManualClock clock(SystemClock()->NowMicros());
+  EngineOptions o = Options(2);
+  o.clock = &clock;
+  Result<std::unique_ptr<Engine>> opened = Engine::Open(o);
+  BMOS_ASSERT_OK(opened);
+  std::unique_ptr<Engine> engine = std::move(opened).value();
+  Result<TaskRecord> before = engine->Get(pending.id());
+  BMOS_ASSERT_OK(before);
+  EXPECT_EQ(before->state, TaskState::kPending);
+  BMOS_ASSERT_OK(engine->RegisterHandler("late", Counting()));
+  TaskRecord r = WaitTerminal(*engine, pending.id());
+  EXPECT_EQ(r.state, TaskState::kCompleted) << Describe(r);
+  EXPECT_EQ(runs_.load(), 1);
+  BMOS_EXPECT_OK(engine->Stop(0ms));
+}
+
 TEST_P(RecoveryTest, TerminalRecordsAreNotRerun) {
   TaskRecord done = Stored("work", TaskState::kCompleted, 0, 2);
   done.completed_ms = SystemClock()->NowMillis();
