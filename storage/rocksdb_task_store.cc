@@ -1,6 +1,7 @@
 #include "storage/rocksdb_task_store.h"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/comparator.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
@@ -100,6 +101,26 @@ bool IsLiveState(TaskState s) { return !IsTerminal(s); }
 void WaitFinished(Request& req) {
   while (req.finished.load(std::memory_order_acquire) == 0) FutexWait(req.finished, 0);
 }
+
+// What a WriteBatch needs of a column family (its id and comparator), detached from any open
+// database: writers encode their batches with these, so the commit thread may close and reopen
+// the database (whose handles then change; the ids do not) while they do.
+class StableCfHandle final : public rocksdb::ColumnFamilyHandle {
+ public:
+  StableCfHandle(std::string name, uint32_t id) : name_(std::move(name)), id_(id) {}
+  const std::string& GetName() const override { return name_; }
+  uint32_t GetID() const override { return id_; }
+  rocksdb::Status GetDescriptor(rocksdb::ColumnFamilyDescriptor*) override {
+    return rocksdb::Status::NotSupported("an encoding handle has no descriptor");
+  }
+  const rocksdb::Comparator* GetComparator() const override {
+    return rocksdb::BytewiseComparator();
+  }
+
+ private:
+  std::string name_;
+  uint32_t id_;
+};
 
 // Declines RocksDB's automatic recovery from background errors (see OpenDb).
 class NoAutoRecovery final : public rocksdb::EventListener {
@@ -204,6 +225,9 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     }
     rocksdb::Status s = OpenInstance(options_.read_only);
     if (!s.ok()) return OpenError(s);
+    for (size_t i = 0; i < kCfCount; ++i) {
+      encode_cf_[i] = std::make_unique<StableCfHandle>(kCfNames[i], cf_[i]->GetID());
+    }
 
     std::string format;
     s = db_->Get(rocksdb::ReadOptions(), cf_[kMeta], kFormatKey, &format);
@@ -549,14 +573,14 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     std::string q = codec::QueuePrefix(r.spec->queue) + id_key;
     std::string n = codec::NamePrefix(r.spec->name) + id_key;
     if (insert) {
-      scratch_batch_.Put(cf_[kIndex], s, rocksdb::Slice());
-      scratch_batch_.Put(cf_[kIndex], q, rocksdb::Slice(&state_byte, 1));
-      scratch_batch_.Put(cf_[kIndex], n, rocksdb::Slice(&state_byte, 1));
+      scratch_batch_.Put(encode_cf_[kIndex].get(), s, rocksdb::Slice());
+      scratch_batch_.Put(encode_cf_[kIndex].get(), q, rocksdb::Slice(&state_byte, 1));
+      scratch_batch_.Put(encode_cf_[kIndex].get(), n, rocksdb::Slice(&state_byte, 1));
     } else {
-      scratch_batch_.Delete(cf_[kDone], id_key);
-      scratch_batch_.Delete(cf_[kIndex], s);
-      scratch_batch_.Delete(cf_[kIndex], q);
-      scratch_batch_.Delete(cf_[kIndex], n);
+      scratch_batch_.Delete(encode_cf_[kDone].get(), id_key);
+      scratch_batch_.Delete(encode_cf_[kIndex].get(), s);
+      scratch_batch_.Delete(encode_cf_[kIndex].get(), q);
+      scratch_batch_.Delete(encode_cf_[kIndex].get(), n);
     }
   }
 
@@ -576,12 +600,12 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       value.clear();
       codec::EncodeRecord(r, &value);
       if (IsTerminal(r.state)) {
-        scratch_batch_.Delete(cf_[kLive], key);
-        scratch_batch_.Put(cf_[kDone], key, value);
+        scratch_batch_.Delete(encode_cf_[kLive].get(), key);
+        scratch_batch_.Put(encode_cf_[kDone].get(), key, value);
         AppendIndexEdits(r, key, /*insert=*/true);
         req->deltas.push_back({r.spec->queue, r.state, +1, r.id()});
       } else {
-        scratch_batch_.Put(cf_[kLive], key, value);
+        scratch_batch_.Put(encode_cf_[kLive].get(), key, value);
       }
     }
     AppendBody(req);
@@ -874,6 +898,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   std::shared_ptr<rocksdb::Cache> cache_;
   std::unique_ptr<rocksdb::DB> db_;
   std::array<rocksdb::ColumnFamilyHandle*, kCfCount> cf_{};
+  // Handles for encoding writes (any thread); set once at open, never changed.
+  std::array<std::unique_ptr<StableCfHandle>, kCfCount> encode_cf_{};
 
   // Submission queue of the commit thread.
   std::mutex queue_mu_;
