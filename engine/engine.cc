@@ -11,7 +11,6 @@
 #include <unordered_set>
 
 #include "engine/internal/engine_impl.h"
-#include "storage/futex.h"
 #include "storage/memory_task_store.h"
 #include "storage/rocksdb_task_store.h"
 
@@ -25,33 +24,22 @@ namespace {
 constexpr size_t kMaxNameLength = 200;
 constexpr size_t kMaxUniqueKeyLength = 512;
 constexpr int32_t kMaxRetriesLimit = 1000;
-// How long a task waits before it is tried again when it could not start: the store refused to
-// record a transition, or (after recovery) its handler is not registered yet.
+// How long a task waits before its refused outcome record is written again.
 constexpr int64_t kRetryLaterUs = 1'000'000;
 
-// A store write that runs `then` on success (on the store's thread, before the writer wakes),
-// and that the writer waits for without spinning.
+// Runs `then` once a store write succeeded (see TaskStore::WriteAndThen).
 template <typename Fn>
-class WriteThen final : public storage::WriteCallback {
+class ThenOnSuccess final : public storage::WriteCallback {
  public:
-  explicit WriteThen(Fn& then) : then_(then) {}
+  explicit ThenOnSuccess(Fn& then) : then_(then) {}
   void OnWritten(const Status& status) override {
     if (status.ok()) then_();
-    status_ = status;
-    done_.store(1, std::memory_order_release);
-    storage::FutexWake(done_, 1);
-  }
-  bool caller_waits() const override { return true; }
-  Status Wait() {
-    while (done_.load(std::memory_order_acquire) == 0) storage::FutexWait(done_, 0);
-    return status_;
   }
 
  private:
   Fn& then_;
-  Status status_;
-  std::atomic<uint32_t> done_{0};
 };
+
 // How long a task taken while a Cancel writes its record waits before it is looked at again.
 constexpr int64_t kCancelSettleUs = 2'000;
 
@@ -546,9 +534,8 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest>
       // The store's commit thread admits the tasks once their records are written, so it (and
       // not each of many producer threads) is what pushes them to the worker queues: the
       // queues then have a few producers to scan instead of one per calling thread.
-      WriteThen<decltype(admit)> write(admit);
-      store_->WriteAsync(records, &write);
-      written = write.Wait();
+      ThenOnSuccess<decltype(admit)> then(admit);
+      written = store_->WriteAndThen(records, &then);
     } else {
       admit();
     }

@@ -85,9 +85,11 @@ struct Request {
   uint32_t records = 0;
   boost::container::small_vector<CountDelta, 1> deltas;
   // Asynchronous: `done` is told, or (`detached`) nobody is and errors are logged; the commit
-  // thread deletes the request. Synchronous: the writer waits on `finished` for `status`.
+  // thread deletes the request. Synchronous (`waited`): the writer waits on `finished` for
+  // `status`; `done`, if set, is told first, on the commit thread.
   WriteCallback* done = nullptr;
   bool detached = false;
+  bool waited = false;
   // Detached writes (the engine's attempt-start records) are logged without forcing an fsync:
   // they ride on the next fsync of a write that needs one.
   bool needs_sync = true;
@@ -98,9 +100,6 @@ struct Request {
 bool IsLiveState(TaskState s) { return !IsTerminal(s); }
 
 // Sleeps until the commit thread has answered `req`.
-void WaitFinished(Request& req) {
-  while (req.finished.load(std::memory_order_acquire) == 0) FutexWait(req.finished, 0);
-}
 
 // What a WriteBatch needs of a column family (its id and comparator), detached from any open
 // database: writers encode their batches with these, so the commit thread may close and reopen
@@ -301,6 +300,18 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     if (options_.read_only) return ReadOnlyError();
     Request req;
     Encode(records, &req);
+    req.waited = true;
+    Submit(&req);
+    WaitFinished(req);
+    return req.status;
+  }
+
+  Status WriteAndThen(std::span<const TaskRecord> records, WriteCallback* then) override {
+    if (options_.read_only) return ReadOnlyError();
+    Request req;
+    Encode(records, &req);
+    req.waited = true;
+    req.done = then;
     Submit(&req);
     WaitFinished(req);
     return req.status;
@@ -322,6 +333,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   Status Flush() override {
     if (options_.read_only) return Status::Ok();
     Request marker;
+    marker.waited = true;
     Submit(&marker);
     WaitFinished(marker);
     return Status::Ok();
@@ -461,6 +473,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       req.deltas.push_back({r.spec->queue, r.state, -1, r.id()});
       req.records += 1;
     }
+    req.waited = true;
     Submit(&req);
     WaitFinished(req);
     if (!req.status.ok()) return req.status;
@@ -615,7 +628,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   void Submit(Request* req) {
     // A writer that waits (Write, Flush) is urgent; callback writes may wait a little for
     // company (see CommitLoop).
-    const bool urgent = req->done == nullptr ? !req->detached : req->done->caller_waits();
+    const bool urgent = req->waited || (req->done != nullptr && req->done->caller_waits());
     bool wake;
     {
       std::lock_guard<std::mutex> lock(queue_mu_);
@@ -769,20 +782,34 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
   // Tells every request of a commit its outcome; callback and detached requests are freed.
   void Answer(std::span<Request*> requests, const Status& status) {
+    bool woke_any = false;
     for (Request* r : requests) {
-      if (r->done != nullptr) {
-        r->done->OnWritten(status);
-        delete r;
-      } else if (r->detached) {
-        if (!status.ok()) {
+      if (r->done != nullptr) r->done->OnWritten(status);
+      if (r->waited) {
+        r->status = status;
+        r->finished.store(1, std::memory_order_release);
+        woke_any = true;
+      } else {
+        if (r->detached && !status.ok()) {
           std::fprintf(stderr, "bmos: store write failed: %s\n", status.ToString().c_str());
         }
         delete r;
-      } else {
-        r->status = status;
-        r->finished.store(1, std::memory_order_release);
-        FutexWake(r->finished, 1);
       }
+    }
+    if (woke_any) {
+      // One wake-up call for every writer this commit answered, instead of one each: the
+      // commit thread is not preempted dozens of times while it hands out results.
+      answered_.fetch_add(1, std::memory_order_release);
+      FutexWakeAll(answered_);
+    }
+  }
+
+  // Sleeps until the commit thread has answered `req` (see Answer).
+  void WaitFinished(Request& req) {
+    for (;;) {
+      const uint32_t epoch = answered_.load(std::memory_order_acquire);
+      if (req.finished.load(std::memory_order_acquire) != 0) return;
+      FutexWait(answered_, epoch);
     }
   }
 
@@ -930,6 +957,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   uint64_t purged_since_compaction_ = 0;  // GUARDED_BY(purge_mu_)
 
   std::atomic<uint64_t> commits_{0}, committed_writes_{0}, committed_records_{0};
+  // Bumped after each commit that answered waiting writers; they sleep on it.
+  std::atomic<uint32_t> answered_{0};
 
   static thread_local rocksdb::WriteBatch scratch_batch_;
 };

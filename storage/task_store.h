@@ -93,6 +93,16 @@ class TaskStore {
   // logged). The default implementation writes synchronously and calls `done` before returning.
   virtual void WriteAsync(std::span<const TaskRecord> records, WriteCallback* done);
 
+  // Write, and on success run `then->OnWritten` before returning: on the store's thread (the
+  // RocksDB store's commit thread) or this one. The engine admits enqueued tasks this way, so the
+  // commit thread, not every producer, pushes them to the worker queues. Default: Write, then
+  // `then` on this thread.
+  virtual Status WriteAndThen(std::span<const TaskRecord> records, WriteCallback* then) {
+    const Status s = Write(records);
+    then->OnWritten(s);
+    return s;
+  }
+
   // Waits until every write submitted before the call is done and its callback has returned.
   virtual Status Flush() { return Status::Ok(); }
 
