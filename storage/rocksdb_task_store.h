@@ -20,8 +20,9 @@
 //   sync   process crash and power cut: the WAL is fsynced before the write is acknowledged.
 //   async  process crash (the WAL is in the OS page cache); a power cut or kernel crash can lose
 //          the writes of the last moments (those not yet flushed by the OS).
-// A write that reported an error may or may not be there after a restart; an acknowledged one
-// always is.
+// A write that reported an error may or may not be there later (after a restart, or after the
+// store reopened itself following the error: see "Write errors" in the README); an acknowledged
+// one always is.
 //
 // Thread-safety: every method may be called from any thread.
 #ifndef BMOS_STORAGE_ROCKSDB_TASK_STORE_H_

@@ -62,7 +62,9 @@ struct PurgeOptions {
 class WriteCallback {
  public:
   // `status` is OK once the records are as durable as the store's durability() promises, or the
-  // error that kept them out (then none of them was applied). Runs on a thread of the store (or
+  // error that kept them out. After an error the records may still turn up later (a WAL write
+  // whose fsync failed is replayed when the store reopens), so a caller retries with the same
+  // records rather than assuming they are absent. Runs on a thread of the store (or
   // the caller's, before WriteAsync returns); it must be quick and must not call Flush.
   virtual void OnWritten(const Status& status) = 0;
 
