@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tests/engine/engine_test_util.h"
+#include "tests/storage/store_test_util.h"
 
 namespace bmos::engine {
 namespace {
@@ -159,11 +160,29 @@ TEST(EngineStats, QueueWaitAndRunTimeReflectDurations) {
 }
 
 // ----------------------------------------------------------------------------------------------
-// Retention.
+// Retention, in memory and on the RocksDB store (where terminal records live on disk).
 
-TEST(EngineRetention, PurgesOldTerminalTasksOnly) {
+class EngineRetention : public ::testing::TestWithParam<bool> {
+ protected:
+  EngineOptions Options(int workers, Clock* clock = nullptr) {
+    EngineOptions o = MakeOptions(workers, clock);
+    if (GetParam()) {
+      o.durability = Durability::kAsync;
+      o.data_dir = dir_.Sub("data");
+    }
+    return o;
+  }
+  storage::test_util::TempDir dir_{"retention"};
+};
+
+INSTANTIATE_TEST_SUITE_P(Stores, EngineRetention, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? std::string("RocksDb") : std::string("Memory");
+                         });
+
+TEST_P(EngineRetention, PurgesOldTerminalTasksOnly) {
   ManualClock clock;
-  EngineOptions o = MakeOptions(2, &clock);
+  EngineOptions o = Options(2, &clock);
   o.retention.max_age = std::chrono::hours(1);
   o.retention.max_count = 0;
   // The janitor's own passes (woken by the clock moves below) would race with the test's; a long
@@ -217,8 +236,8 @@ TEST(EngineRetention, PurgesOldTerminalTasksOnly) {
   EXPECT_EQ(page->records[0].id(), live);
 }
 
-TEST(EngineRetention, MaxCountCapsTerminalRecords) {
-  EngineOptions o = MakeOptions(2);
+TEST_P(EngineRetention, MaxCountCapsTerminalRecords) {
+  EngineOptions o = Options(2);
   o.retention.max_age = 0ms;  // keep by age forever
   o.retention.max_count = 5;
   o.retention.interval = std::chrono::hours(24 * 365);  // only the test's pass purges
@@ -245,6 +264,9 @@ TEST(EngineRetention, MaxCountCapsTerminalRecords) {
   size_t found = 0;
   for (const TaskId& id : done) found += engine.Get(id).ok() ? 1 : 0;
   EXPECT_EQ(found, 5u);
+  // The newest five are kept, and the counts agree.
+  for (size_t i = done.size() - 5; i < done.size(); ++i) EXPECT_TRUE(engine.Get(done[i]).ok());
+  EXPECT_EQ(engine.Stats().by_state[static_cast<int>(TaskState::kCompleted)], 5u);
 }
 
 }  // namespace
