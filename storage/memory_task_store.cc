@@ -37,15 +37,6 @@ void AssignMutableFields(TaskRecord& dst, const TaskRecord& src) {
   dst.error = src.error;
 }
 
-bool Matches(const TaskRecord& r, const ListQuery& q) {
-  if (q.state && r.state != *q.state) return false;
-  if (q.terminal_only && !IsTerminal(r.state)) return false;
-  if (q.before && !(r.id() < *q.before)) return false;
-  if (!q.queue.empty() && r.spec->queue != q.queue) return false;
-  if (!q.name.empty() && r.spec->name != q.name) return false;
-  return true;
-}
-
 class MemoryTaskStore final : public TaskStore {
  public:
   Durability durability() const override { return Durability::kMemory; }
@@ -80,7 +71,7 @@ class MemoryTaskStore final : public TaskStore {
     for (const Shard& shard : shards_) {
       std::lock_guard lock(shard.mu);
       for (const auto& [id, record] : shard.records) {
-        if (Matches(record, query)) ids.push_back(id);
+        if (query.Matches(record)) ids.push_back(id);
       }
     }
     const size_t want = std::min(ids.size(), query.limit + 1);
@@ -96,7 +87,7 @@ class MemoryTaskStore final : public TaskStore {
       std::lock_guard lock(shard.mu);
       auto it = shard.records.find(id);
       // A record purged or changed since pass 1 is left out rather than shown stale.
-      if (it != shard.records.end() && Matches(it->second, query)) {
+      if (it != shard.records.end() && query.Matches(it->second)) {
         page.records.push_back(it->second);
       }
     }

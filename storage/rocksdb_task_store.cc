@@ -874,7 +874,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
           status = r.status();
           break;
         }
-        if (!MatchesQuery(*r, q)) continue;
+        if (!q.Matches(*r)) continue;
         out->push_back(std::move(*r));
         ++added;
       }
@@ -905,20 +905,11 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       if (!id) return Status::Corruption("task store " + options_.path + ": malformed live key");
       Result<TaskRecord> r = codec::DecodeRecord(*id, value);
       if (!r.ok()) return r.status();
-      if (!MatchesQuery(*r, q)) continue;
+      if (!q.Matches(*r)) continue;
       out->push_back(std::move(*r));
       ++added;
     }
     return FromRocks(it->status(), "list live tasks");
-  }
-
-  static bool MatchesQuery(const TaskRecord& r, const ListQuery& q) {
-    if (q.state && r.state != *q.state) return false;
-    if (q.terminal_only && !IsTerminal(r.state)) return false;
-    if (q.before && !(r.id() < *q.before)) return false;
-    if (!q.queue.empty() && r.spec->queue != q.queue) return false;
-    if (!q.name.empty() && r.spec->name != q.name) return false;
-    return true;
   }
 
   const RocksDbStoreOptions options_;

@@ -151,6 +151,15 @@ std::optional<Durability> ParseDurability(std::string_view text) {
   return static_cast<Durability>(i);
 }
 
+bool ListQuery::Matches(const TaskRecord& r) const {
+  if (state && r.state != *state) return false;
+  if (terminal_only && !IsTerminal(r.state)) return false;
+  if (before && !(r.id() < *before)) return false;
+  if (!queue.empty() && r.spec->queue != queue) return false;
+  if (!name.empty() && r.spec->name != name) return false;
+  return true;
+}
+
 void TaskStore::WriteAsync(std::span<const TaskRecord> records, WriteCallback* done) {
   const Status s = Write(records);
   if (done != nullptr) {

@@ -39,6 +39,9 @@ struct ListQuery {
   size_t limit = 50;                 // at most this many records; REQUIRES: 1 <= limit <= 1000
   std::optional<TaskId> before{};    // cursor: only ids strictly older than this
   bool terminal_only = false;        // only COMPLETED, FAILED and CANCELLED records
+
+  // Whether `record` passes every filter (cursor included).
+  bool Matches(const TaskRecord& record) const;
 };
 
 struct ListPage {

@@ -214,6 +214,23 @@ std::optional<std::string_view> DataDir(const std::string& command, const Parsed
   return dir;
 }
 
+// The start every store command shares: parses its flags, answers --help, and reads --data-dir.
+// Returns the exit status when the command ends here (help, bad usage), or nullopt to go on.
+std::optional<int> StartStoreCommand(const std::string& command, Args args,
+                                     std::span<const FlagSpec> specs, ParsedFlags* flags,
+                                     std::string_view* data_dir) {
+  bool help = false;
+  if (!ParseFlags(command, args, specs, flags, &help)) return kExitUsage;
+  if (help) {
+    PrintStoreUsage(stdout);
+    return kExitOk;
+  }
+  const std::optional<std::string_view> dir = DataDir(command, *flags);
+  if (!dir) return kExitUsage;
+  *data_dir = *dir;
+  return std::nullopt;
+}
+
 // Writes `text` and a newline to stdout; false if stdout failed (a closed pipe, a full disk).
 bool WriteLine(std::string_view text) {
   return std::fwrite(text.data(), 1, text.size(), stdout) == text.size() &&
@@ -236,14 +253,11 @@ int RunStoreDump(Args args) {
                                         {"--name", true},
                                         {"--limit", true}};
   ParsedFlags flags;
-  bool help = false;
-  if (!ParseFlags(command, args, kSpecs, &flags, &help)) return kExitUsage;
-  if (help) {
-    PrintStoreUsage(stdout);
-    return kExitOk;
+  std::string_view data_dir;
+  if (std::optional<int> done = StartStoreCommand(command, args, kSpecs, &flags, &data_dir)) {
+    return *done;
   }
-  const std::optional<std::string_view> dir = DataDir(command, flags);
-  if (!dir) return kExitUsage;
+  const std::optional<std::string_view> dir = data_dir;
 
   ListQuery query;
   if (std::optional<std::string_view> state = Flag(flags, "--state")) {
@@ -383,14 +397,11 @@ int RunStoreStats(Args args) {
   const std::string command = "bmos-task store stats";
   static constexpr FlagSpec kSpecs[] = {{"--data-dir", true}, {"--json", false}};
   ParsedFlags flags;
-  bool help = false;
-  if (!ParseFlags(command, args, kSpecs, &flags, &help)) return kExitUsage;
-  if (help) {
-    PrintStoreUsage(stdout);
-    return kExitOk;
+  std::string_view data_dir;
+  if (std::optional<int> done = StartStoreCommand(command, args, kSpecs, &flags, &data_dir)) {
+    return *done;
   }
-  const std::optional<std::string_view> dir = DataDir(command, flags);
-  if (!dir) return kExitUsage;
+  const std::optional<std::string_view> dir = data_dir;
   const bool as_json = flags.contains("--json");
 
   Result<std::shared_ptr<RocksDbTaskStore>> store = OpenStoreReadOnly(*dir);

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -44,6 +45,9 @@ constexpr std::chrono::milliseconds kRecoveryDeadline{30'000};
 
 class EngineFaultTest : public ::testing::Test {
  protected:
+  void RunFaultScenario(const std::function<void()>& inject, Status::Code code,
+                        const std::string& message, std::map<TaskId, int>* acked, TaskId* gated);
+
   ~EngineFaultTest() override {
     if (engine_ != nullptr) (void)StopEngine();
   }
@@ -167,94 +171,69 @@ class EngineFaultTest : public ::testing::Test {
   std::unique_ptr<Engine> engine_;
 };
 
-TEST_F(EngineFaultTest, DiskFullRefusesEnqueuesUntilSpaceReturnsAndLosesNothing) {
-  env_.fs().set_scope(FaultInjectionFs::Scope::kAllFiles);
-  ASSERT_NO_FATAL_FAILURE(OpenEngine(env_.env()));
-  std::map<TaskId, int> acked;
-  for (int n = 0; n < 5; ++n) acked[EnqueueWork(n)] = n;
-  for (const auto& [id, n] : acked) {
+// The scenario both tests share. Completed work and a running (gated) task exist; `inject` starts
+// the fault: an enqueue is refused with `code` and `message`, reads go on, and the gated handler
+// returns during the fault (its outcome write fails). The fault clears: enqueues are taken again
+// in the same engine, and every acknowledged task completes, the gated one from the outcome it
+// kept (its handler does not run again). Returns the acknowledged tasks (id -> n) in `acked`.
+void EngineFaultTest::RunFaultScenario(const std::function<void()>& inject, Status::Code code,
+                                       const std::string& message, std::map<TaskId, int>* acked,
+                                       TaskId* gated) {
+  for (int n = 0; n < 5; ++n) (*acked)[EnqueueWork(n)] = n;
+  for (const auto& [id, n] : *acked) {
     TaskRecord r = WaitTerminal(*engine_, id);
     ASSERT_EQ(r.state, TaskState::kCompleted) << Describe(r);
   }
-  const TaskId gated = EnqueueOrFail(*engine_, Req("gated"));
+  *gated = EnqueueOrFail(*engine_, Req("gated"));
   ASSERT_TRUE(started_.WaitAtLeast(1));
 
-  env_.fs().set_disk_full(true);
+  inject();
   Result<EnqueueResult> refused = engine_->Enqueue(Req("work", {{"n", 100}}));
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), Status::Code::kUnavailable) << refused.status().ToString();
-  EXPECT_THAT(refused.status().message(), HasSubstr("disk full"));
-  ASSERT_NO_FATAL_FAILURE(ExpectReadsServe(acked, gated));
+  EXPECT_EQ(refused.status().code(), code) << refused.status().ToString();
+  EXPECT_THAT(refused.status().message(), HasSubstr(message));
+  ASSERT_NO_FATAL_FAILURE(ExpectReadsServe(*acked, *gated));
   ASSERT_NO_FATAL_FAILURE(ReturnGatedDuringTheFault());
-  ASSERT_NO_FATAL_FAILURE(ExpectReadsServe(acked, gated));
-  EXPECT_GE(env_.fs().injected_disk_full(), 1u);
+  ASSERT_NO_FATAL_FAILURE(ExpectReadsServe(*acked, *gated));
 
-  // Space returns: enqueues are taken again, in process, and everything acknowledged completes.
   env_.fs().ClearFaults();
-  Result<TaskId> first = EnqueueOnceRecovered(5, Status::Code::kUnavailable);
+  Result<TaskId> first = EnqueueOnceRecovered(5, code);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
-  acked[*first] = 5;
-  for (int n = 6; n < 9; ++n) acked[EnqueueWork(n)] = n;
-  for (const auto& [id, n] : acked) {
-    Result<TaskRecord> r = engine_->Wait(id, kRecoveryDeadline);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    EXPECT_EQ(r->state, TaskState::kCompleted) << Describe(*r);
-  }
-  Result<TaskRecord> g = engine_->Wait(gated, kRecoveryDeadline);
-  ASSERT_TRUE(g.ok()) << "the outcome written during the fault never landed: "
-                      << g.status().ToString();
-  EXPECT_EQ(g->state, TaskState::kCompleted) << Describe(*g);
-  EXPECT_EQ(returned_.Get(), 1) << "the gated task ran again in the same process";
-
-  // A restart on a healthy disk finds every acknowledged task, as it ended.
-  BMOS_ASSERT_OK(StopEngine());
-  ASSERT_NO_FATAL_FAILURE(OpenEngine(nullptr));
-  ASSERT_NO_FATAL_FAILURE(ExpectCompleted(acked, gated));
-  EXPECT_EQ(returned_.Get(), 1);
-  BMOS_ASSERT_OK(StopEngine());
-}
-
-TEST_F(EngineFaultTest, WriteErrorRefusesEnqueuesUntilTheFaultClearsThenResumesInProcess) {
-  ASSERT_NO_FATAL_FAILURE(OpenEngine(env_.env()));  // faults on the WAL only
-  std::map<TaskId, int> acked;
-  for (int n = 0; n < 3; ++n) acked[EnqueueWork(n)] = n;
-  for (const auto& [id, n] : acked) {
-    TaskRecord r = WaitTerminal(*engine_, id);
-    ASSERT_EQ(r.state, TaskState::kCompleted) << Describe(r);
-  }
-  const TaskId gated = EnqueueOrFail(*engine_, Req("gated"));
-  ASSERT_TRUE(started_.WaitAtLeast(1));
-
-  env_.fs().set_write_errors(true);
-  Result<EnqueueResult> refused = engine_->Enqueue(Req("work", {{"n", 100}}));
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), Status::Code::kIOError) << refused.status().ToString();
-  EXPECT_THAT(refused.status().message(), HasSubstr("injected write error"));
-  ASSERT_NO_FATAL_FAILURE(ExpectReadsServe(acked, gated));
-  ASSERT_NO_FATAL_FAILURE(ReturnGatedDuringTheFault());
-  ASSERT_NO_FATAL_FAILURE(ExpectReadsServe(acked, gated));
-  EXPECT_GE(env_.fs().injected_write_errors(), 1u);
-
-  // The fault clears: the store reopens its database by itself, and enqueues are taken again in
-  // the same engine, without a restart. Every acknowledged task completes here, the gated one
-  // from the outcome it kept (its handler does not run again).
-  env_.fs().ClearFaults();
-  Result<TaskId> first = EnqueueOnceRecovered(5, Status::Code::kIOError);
-  ASSERT_TRUE(first.ok()) << first.status().ToString();
-  acked[*first] = 5;
-  for (int n = 6; n < 9; ++n) acked[EnqueueWork(n)] = n;
-  for (const auto& [id, n] : acked) {
+  (*acked)[*first] = 5;
+  for (int n = 6; n < 9; ++n) (*acked)[EnqueueWork(n)] = n;
+  for (const auto& [id, n] : *acked) {
     Result<TaskRecord> r = engine_->Wait(id, kRecoveryDeadline);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(r->state, TaskState::kCompleted) << Describe(*r);
     EXPECT_EQ(r->result_json, std::to_string(n));
   }
-  Result<TaskRecord> g = engine_->Wait(gated, kRecoveryDeadline);
+  Result<TaskRecord> g = engine_->Wait(*gated, kRecoveryDeadline);
   ASSERT_TRUE(g.ok()) << "the outcome written during the fault never landed: "
                       << g.status().ToString();
   EXPECT_EQ(g->state, TaskState::kCompleted) << Describe(*g);
   EXPECT_EQ(returned_.Get(), 1) << "the gated task ran again in the same process";
-  ASSERT_NO_FATAL_FAILURE(ExpectCompleted(acked, gated));
+  ASSERT_NO_FATAL_FAILURE(ExpectCompleted(*acked, *gated));
+}
+
+TEST_F(EngineFaultTest, DiskFullRefusesEnqueuesUntilSpaceReturnsAndLosesNothing) {
+  env_.fs().set_scope(FaultInjectionFs::Scope::kAllFiles);
+  ASSERT_NO_FATAL_FAILURE(OpenEngine(env_.env()));
+  std::map<TaskId, int> acked;
+  TaskId gated;
+  ASSERT_NO_FATAL_FAILURE(RunFaultScenario([&] { env_.fs().set_disk_full(true); },
+                                           Status::Code::kUnavailable, "disk full", &acked,
+                                           &gated));
+  EXPECT_GE(env_.fs().injected_disk_full(), 1u);
+}
+
+TEST_F(EngineFaultTest, WriteErrorRefusesEnqueuesUntilTheFaultClearsThenResumesInProcess) {
+  ASSERT_NO_FATAL_FAILURE(OpenEngine(env_.env()));  // faults on the WAL only
+  std::map<TaskId, int> acked;
+  TaskId gated;
+  ASSERT_NO_FATAL_FAILURE(RunFaultScenario([&] { env_.fs().set_write_errors(true); },
+                                           Status::Code::kIOError, "injected write error", &acked,
+                                           &gated));
+  EXPECT_GE(env_.fs().injected_write_errors(), 1u);
 
   // A restart on a healthy file system finds every acknowledged task COMPLETED, and nothing runs
   // again.
@@ -263,7 +242,6 @@ TEST_F(EngineFaultTest, WriteErrorRefusesEnqueuesUntilTheFaultClearsThenResumesI
   ASSERT_NO_FATAL_FAILURE(ExpectCompleted(acked, gated));
   EXPECT_EQ(returned_.Get(), 1);
   const TaskId later = EnqueueWork(9);
-  acked[later] = 9;
   Result<TaskRecord> done = engine_->Wait(later, kRecoveryDeadline);
   ASSERT_TRUE(done.ok()) << done.status().ToString();
   EXPECT_EQ(done->state, TaskState::kCompleted) << Describe(*done);

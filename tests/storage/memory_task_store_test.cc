@@ -9,41 +9,17 @@
 #include <thread>
 #include <vector>
 
+#include "tests/storage/store_test_util.h"
+
 namespace bmos::storage {
 namespace {
 
 using S = TaskState;
 
-constexpr int64_t kBaseMs = 1'795'896'972'123;
-
-// Ids that order as their index: the same millisecond layout as NewTaskId, made by hand so tests
-// are deterministic.
-TaskId IdFor(uint64_t i) {
-  return TaskId{(static_cast<uint64_t>(kBaseMs + i) << 16) | 0x7000,
-                0x8000000000000000ull | (i * 0x9E3779B97F4A7C15ull >> 2)};
-}
-
-TaskRecord MakeRecord(uint64_t i, std::string queue = "default", std::string name = "work",
-                      S state = S::kPending) {
-  auto spec = std::make_shared<TaskSpec>();
-  spec->id = IdFor(i);
-  spec->name = std::move(name);
-  spec->queue = std::move(queue);
-  spec->data_json = "{}";
-  spec->created_ms = kBaseMs + static_cast<int64_t>(i);
-  TaskRecord r;
-  r.spec = std::move(spec);
-  r.state = state;
-  return r;
-}
-
-// `r` moved to `state` at `now_ms` (sets completed_ms when terminal).
-TaskRecord With(TaskRecord r, S state, int64_t now_ms = kBaseMs) {
-  r.state = state;
-  if (IsTerminal(state)) r.completed_ms = now_ms;
-  if (state == S::kRunning) r.started_ms = now_ms;
-  return r;
-}
+using test_util::IdFor;
+using test_util::kBaseMs;
+using test_util::MakeRecord;
+using test_util::With;
 
 uint64_t Count(const TaskStore& store, const std::string& queue, S state) {
   auto counts = store.Counts();
