@@ -99,6 +99,14 @@ struct Request {
 
 bool IsLiveState(TaskState s) { return !IsTerminal(s); }
 
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
 // Sleeps until the commit thread has answered `req`.
 
 // What a WriteBatch needs of a column family (its id and comparator), detached from any open
@@ -139,6 +147,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       {
         std::lock_guard<std::mutex> lock(queue_mu_);
         stopping_ = true;
+        stopping_flag_.store(true, std::memory_order_release);
       }
       queue_cv_.notify_one();
       committer_.join();
@@ -535,6 +544,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   static constexpr size_t kCompactAfterPurged = 100'000;
   // Longest a callback write waits for an urgent write to share its fsync (sync mode).
   static constexpr std::chrono::microseconds kLazyCommit{1000};
+  // How long the commit thread looks for a waited-for write before it sleeps.
+  static constexpr std::chrono::microseconds kSpinBeforeSleep{50};
   // After a failed write, how long writes fail fast before the next reopen attempt.
   static constexpr std::chrono::milliseconds kReopenInterval{1000};
 
@@ -635,6 +646,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       if (queue_.empty()) oldest_submit_ = std::chrono::steady_clock::now();
       queue_.push_back(req);
       queue_urgent_ = queue_urgent_ || urgent;
+      if (urgent) urgent_pending_.store(1, std::memory_order_release);
       wake = committer_idle_ && (urgent || queue_.size() == 1);
     }
     if (wake) queue_cv_.notify_one();
@@ -643,6 +655,16 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   void CommitLoop() {
     std::vector<Request*> batch;
     for (;;) {
+      // A waiting writer usually submits its next write within microseconds of being answered
+      // (one producer enqueueing back to back): look for it briefly before sleeping, which saves
+      // the wake-up (tens of µs on a VM) on the path of every such write. Bounded and short, so
+      // an idle store costs nothing measurable.
+      const auto spin_until = std::chrono::steady_clock::now() + kSpinBeforeSleep;
+      while (urgent_pending_.load(std::memory_order_acquire) == 0 &&
+             !stopping_flag_.load(std::memory_order_acquire) &&
+             std::chrono::steady_clock::now() < spin_until) {
+        CpuRelax();
+      }
       {
         std::unique_lock<std::mutex> lock(queue_mu_);
         committer_idle_ = true;
@@ -658,6 +680,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         if (queue_.empty()) return;  // stopping, and everything submitted is done
         batch.swap(queue_);
         queue_urgent_ = false;
+        urgent_pending_.store(0, std::memory_order_relaxed);
       }
       size_t begin = 0;
       while (begin < batch.size()) {
@@ -922,9 +945,11 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   // Submission queue of the commit thread.
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::vector<Request*> queue_;  // GUARDED_BY(queue_mu_)
-  bool committer_idle_ = false;  // GUARDED_BY(queue_mu_)
-  bool queue_urgent_ = false;    // GUARDED_BY(queue_mu_): a waiting writer is in queue_
+  std::vector<Request*> queue_;              // GUARDED_BY(queue_mu_)
+  bool committer_idle_ = false;              // GUARDED_BY(queue_mu_)
+  bool queue_urgent_ = false;                // GUARDED_BY(queue_mu_): a waiting writer is in queue_
+  std::atomic<uint32_t> urgent_pending_{0};  // queue_urgent_, for the commit thread's spin
+  std::atomic<bool> stopping_flag_{false};   // stopping_, likewise
   std::chrono::steady_clock::time_point oldest_submit_{};  // GUARDED_BY(queue_mu_)
   bool stopping_ = false;                                  // GUARDED_BY(queue_mu_)
   std::thread committer_;
