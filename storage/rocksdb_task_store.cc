@@ -659,7 +659,13 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       // (one producer enqueueing back to back): look for it briefly before sleeping, which saves
       // the wake-up (tens of µs on a VM) on the path of every such write. Bounded and short, so
       // an idle store costs nothing measurable.
-      const auto spin_until = std::chrono::steady_clock::now() + kSpinBeforeSleep;
+      // Only in `sync`: there the answer takes an fsync, so the spin is a small share of the
+      // commit thread's time; in `async` commits are quick and the spin would take CPU from
+      // the workers.
+      const auto spin_until =
+          std::chrono::steady_clock::now() + (options_.durability == Durability::kSync
+                                                  ? kSpinBeforeSleep
+                                                  : std::chrono::microseconds(0));
       while (urgent_pending_.load(std::memory_order_acquire) == 0 &&
              !stopping_flag_.load(std::memory_order_acquire) &&
              std::chrono::steady_clock::now() < spin_until) {
