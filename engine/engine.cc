@@ -658,8 +658,17 @@ Result<ListPage> EngineImpl::List(const ListQuery& query) const {
 
 Status EngineImpl::Cancel(const TaskId& id) {
   // The loop covers the short windows in which an enqueue has written its record but not yet
-  // indexed the task, or another Cancel of the same task is writing; bounded, each turn yields.
-  for (int turn = 0; turn < 1000; ++turn) {
+  // indexed the task, or another Cancel of the same task is writing (which may take an fsync).
+  // Bounded in time: it yields at first, then sleeps briefly, and gives up after 10 s.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (int turn = 0; std::chrono::steady_clock::now() < deadline; ++turn) {
+    if (turn > 0) {
+      if (turn < 100) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+    }
     TaskRecord cancelled;  // the record to write, made under the locks
     bool found = false;
     {
@@ -696,10 +705,7 @@ Status EngineImpl::Cancel(const TaskId& id) {
     {
       IndexShard& shard = ShardOf(id);
       std::lock_guard<std::mutex> lock(shard.mu);
-      if (shard.tasks.Find(id) != nullptr) {
-        std::this_thread::yield();
-        continue;  // indexed (or being cancelled): look again
-      }
+      if (shard.tasks.Find(id) != nullptr) continue;  // indexed (or being cancelled): again
     }
     Result<TaskRecord> r = store_->Get(id);
     if (!r.ok()) {
@@ -712,7 +718,6 @@ Status EngineImpl::Cancel(const TaskId& id) {
       return Status::FailedPrecondition("task " + id.ToString() + " is already " +
                                         std::string(storage::ToString(r->state)));
     }
-    std::this_thread::yield();
   }
   return Status::Unavailable("task " + id.ToString() + " is changing state; try again");
 }

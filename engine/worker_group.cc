@@ -131,6 +131,16 @@ void WorkerGroup::WakeOne() {
   }
 }
 
+void WorkerGroup::WakeParked() {
+  // A spinning worker takes at most one of the tasks on offer here (a batch in one worker's
+  // deque), so unlike WakeOne this wakes a parked worker even while others spin.
+  FullBarrier();
+  if (idle_.load(std::memory_order_relaxed) > 0) {
+    epoch_.fetch_add(1, std::memory_order_release);
+    storage::FutexWake(epoch_, 1);
+  }
+}
+
 void WorkerGroup::WakeAll() {
   epoch_.fetch_add(1, std::memory_order_release);
   storage::FutexWakeAll(epoch_);
@@ -278,14 +288,18 @@ Task* WorkerGroup::TakeAtLevel(Worker& w, int level) {
     for (size_t k = got - 1; k >= 1; --k) {
       if (!w.deques[level].Push(w.buffer[k])) PushShared(w.buffer[k]);
     }
-    if (got > 1) WakeOne();  // someone idle may steal part of the batch
+    if (got > 1) WakeParked();  // someone idle may steal part of the batch
     return w.buffer[0];
   }
 
   int created = created_.load(std::memory_order_acquire);
   for (int k = 1; k < created; ++k) {
     Worker* victim = slots_[(w.index + k) % created].get();
-    if (Task* t = victim->deques[level].Steal()) return t;
+    if (Task* t = victim->deques[level].Steal()) {
+      // More left there: pass the wake-up on, so a batch spreads over every idle worker.
+      if (!victim->deques[level].Empty()) WakeParked();
+      return t;
+    }
   }
   return nullptr;
 }

@@ -116,6 +116,8 @@ class WorkerGroup {
   void PushShared(internal::Task* task);
   void WakeOne();
   void WakeAll();
+  // Wakes one parked worker, if any, even while others spin (work sits in a worker's deque).
+  void WakeParked();
 
   const std::string name_;
   const std::vector<internal::QueueSlot*> queues_;
