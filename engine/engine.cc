@@ -530,15 +530,13 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest>
     for (size_t i = 0; i < prepared.size(); ++i) {
       if (creates(i)) records.push_back(prepared[i].task->rec);
     }
-    if (!records.empty()) {
-      // The store's commit thread admits the tasks once their records are written, so it (and
-      // not each of many producer threads) is what pushes them to the worker queues: the
-      // queues then have a few producers to scan instead of one per calling thread.
-      ThenOnSuccess<decltype(admit)> then(admit);
-      written = store_->WriteAndThen(records, &then);
-    } else {
-      admit();
-    }
+  }
+  if (!records.empty()) {
+    // The store's commit thread admits the tasks once their records are written, so it (and
+    // not each of many producer threads) is what pushes them to the worker queues: the queues
+    // then have a few producers to scan instead of one per calling thread.
+    ThenOnSuccess<decltype(admit)> then(admit);
+    written = store_->WriteAndThen(records, &then);
   } else {
     admit();
   }

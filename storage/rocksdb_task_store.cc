@@ -306,15 +306,10 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
   Status Write(std::span<const TaskRecord> records) override {
     if (records.empty()) return Status::Ok();
-    if (options_.read_only) return ReadOnlyError();
-    Request req;
-    Encode(records, &req);
-    req.waited = true;
-    Submit(&req);
-    WaitFinished(req);
-    return req.status;
+    return WriteAndThen(records, nullptr);
   }
 
+  // `then` may be null (Write).
   Status WriteAndThen(std::span<const TaskRecord> records, WriteCallback* then) override {
     if (options_.read_only) return ReadOnlyError();
     Request req;
@@ -474,14 +469,13 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     db_lock.unlock();  // the commit thread may need the database to itself (reopen)
     if (victims.empty()) return size_t{0};
     Request req;
+    scratch_batch_.Clear();
     for (const TaskRecord& r : victims) {
-      std::string key = codec::IdKey(r.id());
-      scratch_batch_.Clear();
-      AppendIndexEdits(r, key, /*insert=*/false);
-      AppendBody(&req);
+      AppendIndexEdits(r, codec::IdKey(r.id()), /*insert=*/false);
       req.deltas.push_back({r.spec->queue, r.state, -1, r.id()});
-      req.records += 1;
     }
+    AppendBody(&req);
+    req.records = static_cast<uint32_t>(victims.size());
     req.waited = true;
     Submit(&req);
     WaitFinished(req);
@@ -842,19 +836,30 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     }
   }
 
+  // Positions `it` on the newest key `prefix` + id with id < `before` (any id without `before`),
+  // for a walk towards older ids with Prev().
+  static void SeekNewestBefore(rocksdb::Iterator* it, const std::string& prefix,
+                               const std::optional<TaskId>& before) {
+    std::string start = prefix;
+    if (before) {
+      codec::AppendIdKey(*before, &start);
+    } else {
+      start.append(codec::kIdKeySize, '\xff');
+    }
+    it->SeekForPrev(start);
+    if (it->Valid() && before && it->key() == rocksdb::Slice(start)) it->Prev();
+  }
+
   Status ListTerminal(const ListQuery& q, size_t want, std::vector<TaskRecord>* out) const {
     // The narrowest index that the query allows; the record decides the other filters.
     std::string prefix;
     Cf cf = kIndex;
-    bool value_is_state = false;
     if (q.state) {
       prefix = codec::StatePrefix(*q.state);
     } else if (!q.queue.empty()) {
       prefix = codec::QueuePrefix(q.queue);
-      value_is_state = true;
     } else if (!q.name.empty()) {
       prefix = codec::NamePrefix(q.name);
-      value_is_state = true;
     } else {
       cf = kDone;
     }
@@ -866,14 +871,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     Status status = Status::Ok();
     {
       std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_[cf]));
-      std::string start = prefix;
-      if (q.before) {
-        codec::AppendIdKey(*q.before, &start);
-      } else {
-        start.append(codec::kIdKeySize, '\xff');
-      }
-      it->SeekForPrev(start);
-      if (it->Valid() && q.before && it->key() == rocksdb::Slice(start)) it->Prev();
+      SeekNewestBefore(it.get(), prefix, q.before);
       std::string value;
       size_t added = 0;
       for (; it->Valid() && added < want; it->Prev()) {
@@ -881,11 +879,6 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         if (key.size() != prefix.size() + codec::kIdKeySize || !key.starts_with(prefix)) break;
         std::optional<TaskId> id = codec::IdFromKey(key.substr(prefix.size()));
         if (!id) break;
-        if (value_is_state && q.state &&
-            (it->value().size() != 1 ||
-             static_cast<uint8_t>(it->value()[0]) != static_cast<uint8_t>(*q.state))) {
-          continue;
-        }
         std::string_view encoded;
         if (cf == kDone) {
           encoded = ToView(it->value());
@@ -915,14 +908,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
   Status ListLive(const ListQuery& q, size_t want, std::vector<TaskRecord>* out) const {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_[kLive]));
-    std::string start;
-    if (q.before) {
-      codec::AppendIdKey(*q.before, &start);
-    } else {
-      start.assign(codec::kIdKeySize, '\xff');
-    }
-    it->SeekForPrev(start);
-    if (it->Valid() && q.before && it->key() == rocksdb::Slice(start)) it->Prev();
+    SeekNewestBefore(it.get(), "", q.before);
     size_t added = 0;
     TaskState state;
     std::string queue;

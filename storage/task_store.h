@@ -100,11 +100,11 @@ class TaskStore {
 
   // Write, and on success run `then->OnWritten` before returning: on the store's thread (the
   // RocksDB store's commit thread) or this one. The engine admits enqueued tasks this way, so the
-  // commit thread, not every producer, pushes them to the worker queues. Default: Write, then
-  // `then` on this thread.
+  // commit thread, not every producer, pushes them to the worker queues. `then` may be null.
+  // Default: Write, then `then` on this thread.
   virtual Status WriteAndThen(std::span<const TaskRecord> records, WriteCallback* then) {
     const Status s = Write(records);
-    then->OnWritten(s);
+    if (then != nullptr) then->OnWritten(s);
     return s;
   }
 
