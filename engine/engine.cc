@@ -432,24 +432,14 @@ Result<EngineImpl::Prepared> EngineImpl::Prepare(EnqueueRequest& req, int64_t no
   return p;
 }
 
-Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest> requests,
-                                                       EnqueueResult* one) {
+Status EngineImpl::PrepareAll(std::span<EnqueueRequest> requests, std::span<Prepared> prepared,
+                              bool* has_keys) {
   if (stopping_.load(std::memory_order_acquire)) {
     return Status::Unavailable("the engine is stopping; no new tasks are accepted");
   }
   const int64_t now = NowUs();
   const bool batch = requests.size() > 1;
-  // A single request (the hot path) is prepared on the stack: no vector allocation.
-  Prepared single;
-  std::vector<Prepared> many;
-  std::span<Prepared> prepared;
-  if (batch) {
-    many.resize(requests.size());
-    prepared = many;
-  } else {
-    prepared = std::span<Prepared>(&single, requests.size());
-  }
-  bool has_keys = false;
+  *has_keys = false;
   for (size_t i = 0; i < requests.size(); ++i) {
     Result<Prepared> p = Prepare(requests[i], now);
     if (!p.ok()) {
@@ -457,80 +447,125 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest>
       return Status(p.status().code(),
                     "request " + std::to_string(i) + ": " + p.status().message());
     }
-    has_keys = has_keys || !p->task->rec.spec->unique_key.empty();
+    *has_keys = *has_keys || !p->task->rec.spec->unique_key.empty();
     prepared[i] = std::move(p).value();
   }
+  return Status::Ok();
+}
+
+void EngineImpl::ReserveKeys(std::span<Prepared> prepared, std::span<EnqueueResult> results,
+                             std::vector<bool>& create, ReservedKeys& reserved) {
+  create.assign(prepared.size(), true);
+  std::unique_lock<std::mutex> key_lock(unique_mu_);
+  std::unordered_map<std::string_view, size_t> in_batch;
+  for (size_t i = 0; i < prepared.size(); ++i) {
+    const std::string& key = prepared[i].task->rec.spec->unique_key;
+    if (key.empty()) continue;
+    auto it = unique_keys_.find(key);
+    while (it != unique_keys_.end() && it->second.reserved) {
+      unique_cv_.wait(key_lock);
+      it = unique_keys_.find(key);
+    }
+    std::optional<TaskState> live_state;
+    if (it != unique_keys_.end()) {
+      // A task that is already terminal (its worker has not released the key yet) no longer
+      // holds it: once Wait or Get show a task finished, its key is free.
+      Result<TaskRecord> existing = Get(it->second.id);
+      if (existing.ok() && !storage::IsTerminal(existing->state)) {
+        live_state = existing->state;
+      } else {
+        unique_keys_.erase(it);
+      }
+    }
+    if (live_state) {
+      results[i] = {it->second.id, *live_state, false};
+      create[i] = false;
+    } else if (auto b = in_batch.find(key); b != in_batch.end()) {
+      results[i] = {prepared[b->second].task->id(), TaskState::kPending, false};
+      create[i] = false;
+    } else {
+      in_batch.emplace(key, i);
+      unique_keys_[key] = UniqueKeyEntry{prepared[i].task->id(), true};
+      reserved.emplace_back(key, prepared[i].task->id());
+    }
+  }
+}
+
+void EngineImpl::SettleKeys(const ReservedKeys& reserved, bool written) {
+  if (reserved.empty()) return;
+  std::unique_lock<std::mutex> key_lock(unique_mu_);
+  for (const auto& [key, id] : reserved) {
+    auto it = unique_keys_.find(key);
+    if (it == unique_keys_.end() || it->second.id != id) continue;
+    if (written) {
+      it->second.reserved = false;
+    } else {
+      unique_keys_.erase(it);
+    }
+  }
+  key_lock.unlock();
+  unique_cv_.notify_all();
+}
+
+// Indexed (before the key reservations settle, so an enqueue of the same key that then finds the
+// key finds the task behind it), counted, and dispatched.
+void EngineImpl::Admit(std::span<Prepared> prepared, const std::vector<bool>& create) {
+  for (size_t i = 0; i < prepared.size(); ++i) {
+    if (!create.empty() && !create[i]) continue;
+    Task* t = prepared[i].task.release();
+    {
+      IndexShard& shard = ShardOf(t->id());
+      std::lock_guard<std::mutex> lock(shard.mu);
+      shard.tasks.Insert(t->id(), t);
+    }
+    CountLive(t->queue, TaskState::kCompleted, TaskState::kPending);
+    enqueued_.Add();
+    Dispatch(t, prepared[i].run_at_us);
+  }
+}
+
+void EngineImpl::CollectRecords(std::span<Prepared> prepared, const std::vector<bool>& create,
+                                std::vector<TaskRecord>& records) const {
+  if (!persist_live_) return;
+  records.reserve(prepared.size());
+  for (size_t i = 0; i < prepared.size(); ++i) {
+    if (create.empty() || create[i]) records.push_back(prepared[i].task->rec);
+  }
+}
+
+Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest> requests,
+                                                       EnqueueResult* one) {
+  // A single request (the hot path) is prepared on the stack: no vector allocation.
+  Prepared single;
+  std::vector<Prepared> many;
+  std::span<Prepared> prepared;
+  if (requests.size() > 1) {
+    many.resize(requests.size());
+    prepared = many;
+  } else {
+    prepared = std::span<Prepared>(&single, requests.size());
+  }
+  bool has_keys = false;
+  if (Status s = PrepareAll(requests, prepared, &has_keys); !s.ok()) return s;
 
   std::vector<EnqueueResult> results(one != nullptr ? 0 : prepared.size());
-  auto result_at = [&](size_t i) -> EnqueueResult& { return one != nullptr ? *one : results[i]; };
-  std::vector<TaskRecord> records;
-  std::vector<bool> create(has_keys ? prepared.size() : 0, true);  // only keys skip creation
-  auto creates = [&](size_t i) { return !has_keys || create[i]; };
-  std::vector<std::pair<std::string, TaskId>> reserved;  // keys this call reserved
+  std::span<EnqueueResult> result_span =
+      one != nullptr ? std::span<EnqueueResult>(one, 1) : std::span<EnqueueResult>(results);
+  std::vector<bool> create;  // empty: every request creates a task (only keys skip creation)
+  ReservedKeys reserved;     // keys this call reserved
   // No engine lock is held while the store writes (a group commit may take an fsync, and the
   // store's commit thread takes engine locks in its callbacks). Unique keys are therefore
   // reserved first: a concurrent enqueue of a reserved key waits for the reservation to settle.
-  if (has_keys) {
-    std::unique_lock<std::mutex> key_lock(unique_mu_);
-    std::unordered_map<std::string_view, size_t> in_batch;
-    for (size_t i = 0; i < prepared.size(); ++i) {
-      const std::string& key = prepared[i].task->rec.spec->unique_key;
-      if (key.empty()) continue;
-      auto it = unique_keys_.find(key);
-      while (it != unique_keys_.end() && it->second.reserved) {
-        unique_cv_.wait(key_lock);
-        it = unique_keys_.find(key);
-      }
-      std::optional<TaskState> live_state;
-      if (it != unique_keys_.end()) {
-        // A task that is already terminal (its worker has not released the key yet) no longer
-        // holds it: once Wait or Get show a task finished, its key is free.
-        Result<TaskRecord> existing = Get(it->second.id);
-        if (existing.ok() && !storage::IsTerminal(existing->state)) {
-          live_state = existing->state;
-        } else {
-          unique_keys_.erase(it);
-        }
-      }
-      if (live_state) {
-        result_at(i) = {it->second.id, *live_state, false};
-        create[i] = false;
-      } else if (auto b = in_batch.find(key); b != in_batch.end()) {
-        result_at(i) = {prepared[b->second].task->id(), TaskState::kPending, false};
-        create[i] = false;
-      } else {
-        in_batch.emplace(key, i);
-        unique_keys_[key] = UniqueKeyEntry{prepared[i].task->id(), true};
-        reserved.emplace_back(key, prepared[i].task->id());
-      }
-    }
-  }
+  if (has_keys) ReserveKeys(prepared, result_span, create, reserved);
   for (size_t i = 0; i < prepared.size(); ++i) {
-    if (creates(i)) result_at(i) = {prepared[i].task->id(), TaskState::kPending, true};
-  }
-  // Admits the created tasks: indexed (before the key reservations settle, so an enqueue of the
-  // same key that then finds the key finds the task behind it), counted, and dispatched.
-  auto admit = [this, prepared, &creates] {
-    for (size_t i = 0; i < prepared.size(); ++i) {
-      if (!creates(i)) continue;
-      Task* t = prepared[i].task.release();
-      {
-        IndexShard& shard = ShardOf(t->id());
-        std::lock_guard<std::mutex> lock(shard.mu);
-        shard.tasks.Insert(t->id(), t);
-      }
-      CountLive(t->queue, TaskState::kCompleted, TaskState::kPending);
-      enqueued_.Add();
-      Dispatch(t, prepared[i].run_at_us);
+    if (create.empty() || create[i]) {
+      result_span[i] = {prepared[i].task->id(), TaskState::kPending, true};
     }
-  };
+  }
+  std::vector<TaskRecord> records;
+  CollectRecords(prepared, create, records);
   Status written = Status::Ok();
-  if (persist_live_) {
-    records.reserve(prepared.size());
-    for (size_t i = 0; i < prepared.size(); ++i) {
-      if (creates(i)) records.push_back(prepared[i].task->rec);
-    }
-  }
+  auto admit = [this, prepared, &create] { Admit(prepared, create); };
   if (!records.empty()) {
     // The store's commit thread admits the tasks once their records are written, so it (and
     // not each of many producer threads) is what pushes them to the worker queues: the queues
@@ -540,22 +575,66 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest>
   } else {
     admit();
   }
-  if (!reserved.empty()) {
-    std::unique_lock<std::mutex> key_lock(unique_mu_);
-    for (const auto& [key, id] : reserved) {
-      auto it = unique_keys_.find(key);
-      if (it == unique_keys_.end() || it->second.id != id) continue;
-      if (written.ok()) {
-        it->second.reserved = false;
-      } else {
-        unique_keys_.erase(it);
-      }
-    }
-    key_lock.unlock();
-    unique_cv_.notify_all();
-  }
+  SettleKeys(reserved, written.ok());
   if (!written.ok()) return written;
   return results;
+}
+
+// One EnqueueAsync call between its preparation and the store's answer. Owns itself: OnWritten
+// finishes the call and deletes it.
+class EngineImpl::AsyncEnqueue final : public storage::WriteCallback {
+ public:
+  AsyncEnqueue(EngineImpl* engine, EnqueueCallback done)
+      : engine_(engine), done_(std::move(done)) {}
+
+  void OnWritten(const Status& status) override {
+    if (status.ok()) engine_->Admit(prepared, create);
+    engine_->SettleKeys(reserved, status.ok());
+    EnqueueCallback done = std::move(done_);
+    Result<std::vector<EnqueueResult>> answer =
+        status.ok() ? Result<std::vector<EnqueueResult>>(std::move(results))
+                    : Result<std::vector<EnqueueResult>>(status);
+    delete this;  // before `done`, which may destroy what the engine pointer leads to
+    done(std::move(answer));
+  }
+  // A client is waiting for the answer: commit at once rather than lazily.
+  bool caller_waits() const override { return true; }
+
+  std::vector<Prepared> prepared;
+  std::vector<bool> create;
+  ReservedKeys reserved;
+  std::vector<EnqueueResult> results;
+  std::vector<TaskRecord> records;
+
+ private:
+  EngineImpl* engine_;
+  EnqueueCallback done_;
+};
+
+void EngineImpl::EnqueueAsync(std::vector<EnqueueRequest> requests, EnqueueCallback done) {
+  auto op = std::make_unique<AsyncEnqueue>(this, std::move(done));
+  op->prepared.resize(requests.size());
+  bool has_keys = false;
+  if (Status s = PrepareAll(requests, op->prepared, &has_keys); !s.ok()) {
+    op.release()->OnWritten(s);  // nothing was reserved or written: answers, frees the op
+    return;
+  }
+  op->results.resize(op->prepared.size());
+  if (has_keys) ReserveKeys(op->prepared, op->results, op->create, op->reserved);
+  for (size_t i = 0; i < op->prepared.size(); ++i) {
+    if (op->create.empty() || op->create[i]) {
+      op->results[i] = {op->prepared[i].task->id(), TaskState::kPending, true};
+    }
+  }
+  CollectRecords(op->prepared, op->create, op->records);
+  AsyncEnqueue* raw = op.release();
+  if (raw->records.empty()) {
+    raw->OnWritten(Status::Ok());
+  } else {
+    // The records live in the op, which the store's callback frees only after it is done
+    // with them.
+    store_->WriteAsync(raw->records, raw);
+  }
 }
 
 void EngineImpl::Dispatch(Task* t, int64_t run_at_us) {
@@ -1297,6 +1376,10 @@ Result<EnqueueResult> Engine::Enqueue(EnqueueRequest request) {
 
 Result<std::vector<EnqueueResult>> Engine::EnqueueBatch(std::vector<EnqueueRequest> requests) {
   return impl_->Enqueue(requests);
+}
+
+void Engine::EnqueueAsync(std::vector<EnqueueRequest> requests, EnqueueCallback done) {
+  impl_->EnqueueAsync(std::move(requests), std::move(done));
 }
 
 Result<TaskRecord> Engine::Get(const TaskId& id) const { return impl_->Get(id); }

@@ -19,6 +19,7 @@
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -74,6 +75,9 @@ struct EnqueueResult {
   bool created = true;  // false: the unique key was live and `id` is the existing task
 };
 
+// Told the outcome of Engine::EnqueueAsync.
+using EnqueueCallback = std::function<void(Result<std::vector<EnqueueResult>>)>;
+
 // A point-in-time view for dashboards and the stats endpoint.
 struct EngineStats {
   struct Group {
@@ -96,10 +100,10 @@ struct EngineStats {
   uint64_t enqueued = 0, completed = 0, failed = 0, retried = 0, cancelled = 0;
   double completed_per_second = 0;  // COMPLETED tasks/s over the last 60 s (or since open)
   double failed_per_second = 0;     // FAILED tasks/s, same window
-  double success_rate = 1;   // completed / (completed + failed); 1 when both are 0
-  Percentiles queue_wait{};  // runnable -> handler start
-  Percentiles run_time{};    // handler start -> handler return
-  uint64_t live_tasks = 0;   // PENDING + RUNNING + RETRYING held in memory
+  double success_rate = 1;          // completed / (completed + failed); 1 when both are 0
+  Percentiles queue_wait{};         // runnable -> handler start
+  Percentiles run_time{};           // handler start -> handler return
+  uint64_t live_tasks = 0;          // PENDING + RUNNING + RETRYING held in memory
 };
 
 class Engine {
@@ -127,6 +131,15 @@ class Engine {
   // All or nothing: if any request is invalid nothing is enqueued and the error names its index.
   // The records are written in one store batch.
   Result<std::vector<EnqueueResult>> EnqueueBatch(std::vector<EnqueueRequest> requests);
+
+  // EnqueueBatch without blocking the caller on the store: `done` receives what EnqueueBatch
+  // would return, once the records are as durable as the engine's durability promises. It runs
+  // on a store thread, or on this one before EnqueueAsync returns (invalid requests, memory
+  // mode); it must be quick and must not block (the HTTP server posts the answer to the
+  // connection's strand). Concurrent asynchronous enqueues share one group commit, so a few
+  // threads keep many enqueues in flight. A request with a unique key that another enqueue is
+  // writing right now waits here for that write to settle.
+  void EnqueueAsync(std::vector<EnqueueRequest> requests, EnqueueCallback done);
 
   // The task's full record (live tasks show their latest progress). NotFound for an unknown or
   // purged id.

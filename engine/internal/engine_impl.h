@@ -54,6 +54,8 @@ class EngineImpl final : public TaskRunner {
   // a single request without building a vector (the hot path).
   Result<std::vector<EnqueueResult>> Enqueue(std::span<EnqueueRequest> requests,
                                              EnqueueResult* one = nullptr);
+  // Engine::EnqueueAsync.
+  void EnqueueAsync(std::vector<EnqueueRequest> requests, EnqueueCallback done);
   Result<TaskRecord> Get(const TaskId& id) const;
   Status Cancel(const TaskId& id);
   Result<ListPage> List(const ListQuery& query) const;
@@ -86,7 +88,26 @@ class EngineImpl final : public TaskRunner {
   };
   static constexpr size_t kIndexShards = 64;
 
+  using ReservedKeys = std::vector<std::pair<std::string, TaskId>>;
+  class AsyncEnqueue;
+
   Result<Prepared> Prepare(EnqueueRequest& request, int64_t now_us);
+  // Prepares every request into `prepared` (same size) or returns the first error (naming its
+  // index in a batch); Unavailable once stopping. `has_keys`: some request has a unique key.
+  Status PrepareAll(std::span<EnqueueRequest> requests, std::span<Prepared> prepared,
+                    bool* has_keys);
+  // Reserves the unique keys of `prepared`. Sets create[i] = false (and results[i] to the live
+  // task) for requests whose key a live task or an earlier request of the batch holds; adds the
+  // keys it reserved to `reserved`. May wait for a concurrent reservation of the same key.
+  void ReserveKeys(std::span<Prepared> prepared, std::span<EnqueueResult> results,
+                   std::vector<bool>& create, ReservedKeys& reserved);
+  // Ends the reservations: kept (the tasks exist) when `written`, dropped otherwise.
+  void SettleKeys(const ReservedKeys& reserved, bool written);
+  // Indexes, counts and dispatches the tasks to create (`create` empty: all of them).
+  void Admit(std::span<Prepared> prepared, const std::vector<bool>& create);
+  // The records to write for the tasks to create (none in memory mode).
+  void CollectRecords(std::span<Prepared> prepared, const std::vector<bool>& create,
+                      std::vector<TaskRecord>& records) const;
   const internal::HandlerEntry* FindHandler(std::string_view name) const;
   std::string KnownHandlersText() const;
   // "queue 'x' is not served by any worker group (served: a, b)".

@@ -1,0 +1,153 @@
+// Engine::EnqueueAsync: the non-blocking enqueue the HTTP server uses. Every test runs on the
+// memory store (answer before return) and on the RocksDB store in sync mode (answer from the
+// store's commit thread).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "tests/engine/engine_test_util.h"
+#include "tests/storage/store_test_util.h"
+
+namespace bmos::engine {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace test_util;  // NOLINT: test helpers
+using namespace std::chrono_literals;
+
+// Collects EnqueueAsync answers; the test waits for a given number of them.
+class Answers {
+ public:
+  EnqueueCallback Callback() {
+    return [this](Result<std::vector<EnqueueResult>> r) {
+      std::lock_guard<std::mutex> lock(mu_);
+      answers_.push_back(std::move(r));
+      cv_.notify_all();
+    };
+  }
+  // The answers once `n` have arrived; fails the test after kWaitTimeout.
+  std::vector<Result<std::vector<EnqueueResult>>> WaitFor(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, kWaitTimeout, [&] { return answers_.size() >= n; })) {
+      ADD_FAILURE() << "only " << answers_.size() << " of " << n << " answers arrived";
+    }
+    return answers_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Result<std::vector<EnqueueResult>>> answers_;
+};
+
+class EnqueueAsyncTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    EngineOptions o = MakeOptions(2);
+    if (GetParam()) {
+      o.durability = Durability::kSync;
+      o.data_dir = dir_.Sub("data");
+    }
+    Result<std::unique_ptr<Engine>> r = Engine::Open(std::move(o));
+    BMOS_ASSERT_OK(r);
+    engine_ = std::move(r).value();
+    BMOS_ASSERT_OK(engine_->RegisterHandler("noop", NoopHandler()));
+  }
+  void TearDown() override {
+    if (engine_) BMOS_EXPECT_OK(engine_->Stop(0ms));
+  }
+  static std::vector<EnqueueRequest> One(EnqueueRequest r) {
+    std::vector<EnqueueRequest> v;
+    v.push_back(std::move(r));
+    return v;
+  }
+
+  storage::test_util::TempDir dir_{"engine-async"};
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_P(EnqueueAsyncTest, AnswersOnceAndTheTaskRuns) {
+  Answers answers;
+  engine_->EnqueueAsync(One(Req("noop")), answers.Callback());
+  auto got = answers.WaitFor(1);
+  ASSERT_EQ(got.size(), 1u);
+  BMOS_ASSERT_OK(got[0]);
+  ASSERT_EQ(got[0]->size(), 1u);
+  const EnqueueResult& r = (*got[0])[0];
+  EXPECT_TRUE(r.created);
+  EXPECT_EQ(r.state, TaskState::kPending);
+  EXPECT_EQ(WaitTerminal(*engine_, r.id).state, TaskState::kCompleted);
+}
+
+TEST_P(EnqueueAsyncTest, InvalidRequestIsAnsweredWithTheErrorAndCreatesNothing) {
+  Answers answers;
+  std::vector<EnqueueRequest> batch;
+  batch.push_back(Req("noop"));
+  batch.push_back(Req("nope"));
+  engine_->EnqueueAsync(std::move(batch), answers.Callback());
+  auto got = answers.WaitFor(1);
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_FALSE(got[0].ok());
+  EXPECT_EQ(got[0].status().code(), Status::Code::kInvalidArgument);
+  EXPECT_THAT(got[0].status().message(), HasSubstr("request 1"));
+  Result<ListPage> page = engine_->List(Query());
+  BMOS_ASSERT_OK(page);
+  EXPECT_TRUE(page->records.empty());
+}
+
+TEST_P(EnqueueAsyncTest, ManyInFlightFromOneThreadAllRun) {
+  constexpr size_t kCalls = 200;
+  Answers answers;
+  for (size_t i = 0; i < kCalls; ++i) engine_->EnqueueAsync(One(Req("noop")), answers.Callback());
+  auto got = answers.WaitFor(kCalls);
+  ASSERT_EQ(got.size(), kCalls);
+  std::set<std::string> ids;
+  for (const auto& r : got) {
+    BMOS_ASSERT_OK(r);
+    ids.insert((*r)[0].id.ToString());
+  }
+  EXPECT_EQ(ids.size(), kCalls);
+  for (const auto& r : got)
+    EXPECT_EQ(WaitTerminal(*engine_, (*r)[0].id).state, TaskState::kCompleted);
+}
+
+TEST_P(EnqueueAsyncTest, UniqueKeyReturnsTheLiveTask) {
+  Answers answers;
+  EnqueueRequest a = Req("noop");
+  a.unique_key = "nightly";
+  a.delay = 1h;  // stays PENDING, so the key stays taken
+  EnqueueRequest b = a;
+  engine_->EnqueueAsync(One(std::move(a)), answers.Callback());
+  engine_->EnqueueAsync(One(std::move(b)), answers.Callback());
+  auto got = answers.WaitFor(2);
+  ASSERT_EQ(got.size(), 2u);
+  BMOS_ASSERT_OK(got[0]);
+  BMOS_ASSERT_OK(got[1]);
+  EXPECT_EQ((*got[0])[0].id, (*got[1])[0].id);
+  EXPECT_NE((*got[0])[0].created, (*got[1])[0].created);
+}
+
+TEST_P(EnqueueAsyncTest, AfterStopTheAnswerIsUnavailable) {
+  BMOS_ASSERT_OK(engine_->Stop(0ms));
+  Answers answers;
+  engine_->EnqueueAsync(One(Req("noop")), answers.Callback());
+  auto got = answers.WaitFor(1);
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_FALSE(got[0].ok());
+  EXPECT_EQ(got[0].status().code(), Status::Code::kUnavailable);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, EnqueueAsyncTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "RocksDbSync" : "Memory"; });
+
+}  // namespace
+}  // namespace bmos::engine
