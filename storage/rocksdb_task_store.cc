@@ -334,6 +334,11 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     Submit(req);
   }
 
+  Status Health() const override {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    return health_;
+  }
+
   Status Flush() override {
     if (options_.read_only) return Status::Ok();
     Request marker;
@@ -550,6 +555,14 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
                                " is closed after a write error and could not be reopened yet");
   }
 
+  void SetHealth(const Status& s) {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    health_ =
+        s.ok()
+            ? s
+            : Status::Unavailable(s.message() + " (writes resume once the store can be reopened)");
+  }
+
   Status ReadOnlyError() const {
     return Status::FailedPrecondition("task store " + options_.path + " is open read-only");
   }
@@ -720,6 +733,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     if (Status c = LoadCounts(); !c.ok()) return c;
     needs_reopen_ = false;
     verify_terminal_ = true;
+    SetHealth(Status::Ok());
     std::fprintf(stderr, "bmos: task store %s reopened after a write error; writing again\n",
                  options_.path.c_str());
     return Status::Ok();
@@ -791,6 +805,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         needs_reopen_ = true;
         write_error_ = status;
         write_error_at_ = std::chrono::steady_clock::now();
+        SetHealth(status);
       }
       if (status.ok()) {
         std::lock_guard<std::mutex> lock(counts_mu_);
@@ -945,6 +960,9 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   std::chrono::steady_clock::time_point oldest_submit_{};  // GUARDED_BY(queue_mu_)
   bool stopping_ = false;                                  // GUARDED_BY(queue_mu_)
   std::thread committer_;
+  // What Health() answers: written by the commit thread, read by any thread.
+  mutable std::mutex health_mu_;
+  Status health_ = Status::Ok();  // GUARDED_BY(health_mu_)
   // Write-error recovery; commit thread only.
   bool needs_reopen_ = false;
   bool verify_terminal_ = false;

@@ -111,6 +111,11 @@ class TaskStore {
   // Waits until every write submitted before the call is done and its callback has returned.
   virtual Status Flush() { return Status::Ok(); }
 
+  // Whether the store accepts writes now: OK, or the error that stops them (the RocksDB store
+  // after a failed write, until it could reopen its database). For health checks; cheap, any
+  // thread. Default: OK.
+  virtual Status Health() const { return Status::Ok(); }
+
   // The record of `id`, or NotFound.
   virtual Result<TaskRecord> Get(const TaskId& id) const = 0;
 

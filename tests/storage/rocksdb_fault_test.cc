@@ -522,9 +522,14 @@ TEST(RocksDbFault, DiskFullOnEveryFileFailsWritesUntilSpaceReturnsThenRecoversIn
     std::shared_ptr<RocksDbTaskStore> store = Open(dir.path(), env.env());
     ASSERT_NE(store, nullptr);
     ASSERT_NO_FATAL_FAILURE(WriteAcknowledged(*store, &acked));
+    EXPECT_TRUE(store->Health().ok()) << store->Health().ToString();
     Inject(env.fs(), Fault::kDiskFull);
 
     ExpectDiskFull(WriteOne(*store, MakeRecord(10)));
+    // Health reports the stop (the HTTP /health endpoint shows it) until the store recovers.
+    const Status health = store->Health();
+    EXPECT_EQ(health.code(), Status::Code::kUnavailable) << health.ToString();
+    EXPECT_THAT(health.message(), ::testing::HasSubstr("writes resume"));
     ExpectDiskFull(WriteOne(*store, With(MakeRecord(0), S::kRunning)));
     RecordingCallback callback;
     TaskRecord r11 = MakeRecord(11);
@@ -549,6 +554,7 @@ TEST(RocksDbFault, DiskFullOnEveryFileFailsWritesUntilSpaceReturnsThenRecoversIn
     EXPECT_TRUE(after.statuses()[0].ok()) << after.statuses()[0].ToString();
     acked[13] = S::kPending;
     ASSERT_NO_FATAL_FAILURE(ExpectServes(*store, acked, {10, 11}));
+    EXPECT_TRUE(store->Health().ok()) << store->Health().ToString();
   }
   std::shared_ptr<RocksDbTaskStore> store = Open(dir.path(), nullptr);
   ASSERT_NE(store, nullptr);
