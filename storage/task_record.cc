@@ -2,8 +2,10 @@
 
 #include <array>
 #include <boost/json.hpp>
+#include <boost/json/monotonic_resource.hpp>
 #include <cstdio>
 
+#include "storage/json_writer.h"
 #include "storage/task_store.h"
 
 namespace bmos::storage {
@@ -92,21 +94,27 @@ void PutDigits(char* end, unsigned value, int width) {
 
 // The JSON text `text` as a value; the raw string when it does not parse (a record written by an
 // older or buggy producer should still be shown, not dropped).
-boost::json::value ParsedOrRaw(const std::string& text) {
+// Writes `text` as it is when it is valid JSON (task data and results always are), else as a
+// JSON string, so a damaged record still renders. The check parses into a stack buffer: no heap
+// allocation for ordinary records.
+void JsonOrString(JsonWriter& w, const std::string& text) {
+  unsigned char buffer[4096];
+  boost::json::monotonic_resource mr(buffer, sizeof(buffer));
   boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(text, ec);
-  if (ec) return boost::json::string(text);
-  return v;
+  (void)boost::json::parse(text, ec, &mr);
+  if (ec) {
+    w.String(text);
+  } else {
+    w.Raw(text);
+  }
 }
 
-boost::json::value StringOrNull(const std::string& s) {
-  if (s.empty()) return nullptr;
-  return boost::json::string(s);
-}
-
-boost::json::value TimeOrNull(int64_t unix_ms) {
-  if (unix_ms == 0) return nullptr;
-  return boost::json::string(FormatIsoTime(unix_ms));
+void TimeOrNull(JsonWriter& w, int64_t unix_ms) {
+  if (unix_ms == 0) {
+    w.Null();
+  } else {
+    w.String(FormatIsoTime(unix_ms));
+  }
 }
 
 }  // namespace
@@ -215,35 +223,49 @@ std::string ToJson(const TaskRecord& record) {
   const TaskSpec& spec = *record.spec;
   char id[36];
   spec.id.Format(id);
-  boost::json::object o;
-  o.reserve(19);
-  o["task_id"] = std::string_view(id, sizeof(id));
-  o["task_name"] = spec.name;
-  o["queue_name"] = spec.queue;
-  o["priority"] = ToString(spec.priority);
-  o["status"] = ToString(record.state);
-  o["task_data"] = ParsedOrRaw(spec.data_json);
-  o["result"] =
-      record.result_json.empty() ? boost::json::value(nullptr) : ParsedOrRaw(record.result_json);
-  o["error"] = StringOrNull(record.error);
-  o["retry_count"] = record.retry_count;
-  o["max_retries"] = spec.max_retries;
-  o["progress"] = record.progress;
-  o["progress_message"] = StringOrNull(record.progress_message);
-  if (spec.timeout_ms == 0) {
-    o["timeout_seconds"] = nullptr;
-  } else if (spec.timeout_ms % 1000 == 0) {
-    o["timeout_seconds"] = spec.timeout_ms / 1000;  // whole seconds stay integers, as BMOS sends
+  std::string out;
+  out.reserve(448 + spec.data_json.size() + record.result_json.size() + record.error.size() +
+              spec.name.size() + spec.queue.size());
+  JsonWriter w(out);
+  w.BeginObject();
+  w.Key("task_id").String(std::string_view(id, sizeof(id)));
+  w.Key("task_name").String(spec.name);
+  w.Key("queue_name").String(spec.queue);
+  w.Key("priority").String(ToString(spec.priority));
+  w.Key("status").String(ToString(record.state));
+  w.Key("task_data");
+  JsonOrString(w, spec.data_json);
+  w.Key("result");
+  if (record.result_json.empty()) {
+    w.Null();
   } else {
-    o["timeout_seconds"] = static_cast<double>(spec.timeout_ms) / 1000.0;
+    JsonOrString(w, record.result_json);
   }
-  o["eta"] = TimeOrNull(spec.eta_ms);
-  o["unique_key"] = StringOrNull(spec.unique_key);
-  o["created_at"] = FormatIsoTime(spec.created_ms);
-  o["started_at"] = TimeOrNull(record.started_ms);
-  o["completed_at"] = TimeOrNull(record.completed_ms);
-  o["run_at"] = TimeOrNull(record.run_at_ms);
-  return boost::json::serialize(o);
+  w.Key("error").StringOrNull(record.error);
+  w.Key("retry_count").Int(record.retry_count);
+  w.Key("max_retries").Int(spec.max_retries);
+  w.Key("progress").Double(record.progress);
+  w.Key("progress_message").StringOrNull(record.progress_message);
+  w.Key("timeout_seconds");
+  if (spec.timeout_ms == 0) {
+    w.Null();
+  } else if (spec.timeout_ms % 1000 == 0) {
+    w.Int(spec.timeout_ms / 1000);  // whole seconds stay integers, as BMOS sends them
+  } else {
+    w.Double(static_cast<double>(spec.timeout_ms) / 1000.0);
+  }
+  w.Key("eta");
+  TimeOrNull(w, spec.eta_ms);
+  w.Key("unique_key").StringOrNull(spec.unique_key);
+  w.Key("created_at").String(FormatIsoTime(spec.created_ms));
+  w.Key("started_at");
+  TimeOrNull(w, record.started_ms);
+  w.Key("completed_at");
+  TimeOrNull(w, record.completed_ms);
+  w.Key("run_at");
+  TimeOrNull(w, record.run_at_ms);
+  w.EndObject();
+  return out;
 }
 
 }  // namespace bmos::storage

@@ -192,6 +192,17 @@ TEST(ToJson, CompletedRecordHasValues) {
   EXPECT_EQ(o.at("run_at").as_string(), "2026-11-28T20:00:00.000Z");
 }
 
+TEST(ToJson, NumbersPrintInTheirShortestPlainForm) {
+  TaskRecord r;
+  r.spec = MakeSpec();
+  r.progress = 0.5;
+  const std::string text = ToJson(r);
+  EXPECT_NE(text.find(R"("progress":0.5,)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("retry_count":0,)"), std::string::npos) << text;
+  r.progress = 0;
+  EXPECT_NE(ToJson(r).find(R"("progress":0,)"), std::string::npos) << ToJson(r);
+}
+
 TEST(ToJson, FractionalTimeoutAndUnparsableJson) {
   auto spec = MakeSpec();
   spec->timeout_ms = 1500;
