@@ -7,7 +7,9 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libconcurrentqueue-dev
   libboost1.81-dev libboost-json1.81-dev librocksdb-dev
+  libsimdjson-dev libssl-dev
   libfmt-dev
+  clang-14 libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

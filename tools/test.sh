@@ -3,9 +3,11 @@
 # The README's test command (and what CI runs, through .ci/run). On a fresh Debian 12 machine:
 #   1. installs what is missing (tools/install-deps.sh);
 #   2. builds everything (tests, benchmarks, tools) in build/ and runs every test with CTest;
-#   3. builds the engine and storage tests with ThreadSanitizer in build-tsan/ and runs them;
+#   3. builds the engine, storage and api tests (the api ones start the TSan-built server) with
+#      ThreadSanitizer in build-tsan/ and runs them;
 #   4. builds every test with AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/ and
-#      runs them.
+#      runs them;
+#   5. fuzzes the HTTP request parsers with libFuzzer (clang) for FUZZ_SECONDS (default 60).
 # Every step runs even if an earlier one failed; the last line sums up, and the exit status is
 # non-zero if any step failed. Sized for a 2-core machine: well under 30 minutes.
 set -euo pipefail
@@ -94,10 +96,12 @@ step_tsan() {
     TSAN_OPTIONS+=":suppressions=$PWD/tests/engine/tsan.supp"
   fi
   configure build-tsan -DBMOS_SANITIZER=thread -DBMOS_BUILD_BENCH=OFF
-  # Only the engine and storage tests (and what they link). The build runs the test binaries
-  # to discover their tests, so it needs the prefix too.
-  $prefix cmake --build build-tsan -j "$jobs" --target tests/engine/all tests/storage/all
-  $prefix ctest --test-dir build-tsan --output-on-failure -j "$ctest_jobs" -L 'engine|storage'
+  # The engine, storage and api tests (and what they link; the api integration tests start the
+  # TSan-built bmos-taskd, whose reports fail them). The build runs the test binaries to
+  # discover their tests, so it needs the prefix too.
+  $prefix cmake --build build-tsan -j "$jobs" --target tests/engine/all tests/storage/all \
+    tests/api/all
+  $prefix ctest --test-dir build-tsan --output-on-failure -j "$ctest_jobs" -L 'engine|storage|api'
 }
 
 step_asan() {
@@ -112,14 +116,19 @@ step_asan() {
   $prefix ctest --test-dir build-asan --output-on-failure -j "$ctest_jobs"
 }
 
-steps=(step_setup step_build_and_test step_tsan step_asan)
+step_fuzz() {
+  FUZZ_SECONDS="${FUZZ_SECONDS:-60}" tools/fuzz.sh
+}
+
+steps=(step_setup step_build_and_test step_tsan step_asan step_fuzz)
 titles=(
   "set-up: install missing Debian packages"
   "build/: build everything (RelWithDebInfo, tests, benchmarks) and run every test"
-  "build-tsan/: ThreadSanitizer, engine and storage tests"
+  "build-tsan/: ThreadSanitizer, engine, storage and api tests"
   "build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer, every test"
+  "build-fuzz/: libFuzzer (clang) on the HTTP request parsers, bounded in time"
 )
-names=(setup tests tsan asan+ubsan)
+names=(setup tests tsan asan+ubsan fuzz)
 summary=()
 failed=0
 total_start=$SECONDS

@@ -1,0 +1,357 @@
+#include "api/server.h"
+
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "api/json_writer.h"
+
+namespace bmos::api {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+class Session;
+
+// What the server's sessions and in-flight answers share. Held by shared_ptr: an engine thread
+// that answers an enqueue after the server stopped still posts into a live io_context (the
+// posted handler is then destroyed with it, unrun).
+struct Shared {
+  ServerOptions options;
+  ApiService* service = nullptr;
+  std::mutex mu;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // GUARDED_BY(mu)
+  bool stopping = false;                                          // GUARDED_BY(mu)
+  // Declared last, so destroyed first: handlers it destroys may end sessions, which
+  // unregister above.
+  net::io_context ioc;
+
+  explicit Shared(int threads) : ioc(threads) {}
+};
+
+// One connection. Every member is touched only on the connection's strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, std::shared_ptr<Shared> shared, bool over_limit)
+      : stream_(std::move(socket)), shared_(std::move(shared)), over_limit_(over_limit) {}
+
+  ~Session() {
+    shared_->service->metrics().ConnectionClosed();
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->sessions.erase(this);
+  }
+
+  // Registers the session (false: the server is stopping) and starts reading.
+  bool Start() {
+    {
+      std::lock_guard<std::mutex> lock(shared_->mu);
+      if (shared_->stopping) return false;
+      shared_->sessions.emplace(this, weak_from_this());
+    }
+    shared_->service->metrics().ConnectionOpened();
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->over_limit_) {
+        self->shared_->service->metrics().ConnectionRefused();
+        self->keep_alive_ = false;
+        return self->WriteError(503, "too many connections; retry later");
+      }
+      self->WaitForRequest();
+    });
+    return true;
+  }
+
+  // Graceful close, from any thread: an idle connection closes now, a busy one after its answer.
+  void PostShutdown() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      self->closing_ = true;
+      if (!self->busy_) self->Close();
+    });
+  }
+
+ private:
+  const ServerOptions& options() const { return shared_->options; }
+  HttpMetrics& metrics() const { return shared_->service->metrics(); }
+
+  void WaitForRequest() {
+    if (closing_) return Close();
+    parser_.emplace();
+    parser_->body_limit(options().max_body_bytes);
+    parser_->header_limit(static_cast<uint32_t>(options().max_header_bytes));
+    if (buffer_.size() > 0) return ReadHeader();  // a pipelined request is already here
+    // Idle phase: wait for the first byte of the next request for at most idle_timeout.
+    stream_.expires_after(options().idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec) return self->Close();  // idle timeout, EOF, reset
+                              self->buffer_.commit(n);
+                              self->ReadHeader();
+                            });
+  }
+
+  // The request must arrive whole within read_timeout of its first byte.
+  void ReadHeader() {
+    stream_.expires_after(options().read_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnReadError(ec);
+    // curl and other clients send `Expect: 100-continue` before a large body and wait for it.
+    const auto& header = parser_->get();
+    auto expect = header.find(http::field::expect);
+    if (expect != header.end() && beast::iequals(expect->value(), "100-continue") &&
+        !parser_->is_done()) {
+      continue_ = std::make_unique<http::response<http::empty_body>>(http::status::continue_, 11);
+      http::async_write(stream_, *continue_,
+                        [self = shared_from_this()](beast::error_code ec, size_t) {
+                          if (ec) return self->Close();
+                          self->ReadBody();
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) return self->OnReadError(ec);
+                       self->OnRequest();
+                     });
+  }
+
+  void OnReadError(beast::error_code ec) {
+    keep_alive_ = false;
+    if (ec == http::error::end_of_stream || ec == net::error::eof ||
+        ec == net::error::connection_reset || ec == net::error::operation_aborted) {
+      return Close();
+    }
+    if (ec == beast::error::timeout) {
+      metrics().RequestRejected(HttpMetrics::Rejection::kTimeout);
+      return WriteError(408, "request not received within the read timeout");
+    }
+    if (ec == http::error::body_limit) {
+      metrics().RequestRejected(HttpMetrics::Rejection::kBodyTooLarge);
+      return WriteError(
+          413, "request body larger than " + std::to_string(options().max_body_bytes) + " bytes");
+    }
+    if (ec == http::error::header_limit) {
+      metrics().RequestRejected(HttpMetrics::Rejection::kHeadersTooLarge);
+      return WriteError(431, "request header fields larger than " +
+                                 std::to_string(options().max_header_bytes) + " bytes");
+    }
+    // Anything else the parser refused (bad method, target, version, chunk, ...).
+    WriteError(400, "malformed HTTP request: " + ec.message());
+  }
+
+  void OnRequest() {
+    http::request<http::string_body> req = parser_->release();
+    keep_alive_ = req.keep_alive();
+    ApiRequest request;
+    request.method = req.method();
+    request.target = std::string(req.target());
+    request.body = std::move(req.body());
+    auto auth = req.find(http::field::authorization);
+    if (auth != req.end()) request.authorization = std::string(auth->value());
+    busy_ = true;
+    // No timer while the service works: an enqueue may wait for an fsync.
+    stream_.expires_never();
+    // The answer may come from an engine thread: post it back to this connection's strand. The
+    // Shared copy keeps the io_context alive for that post even if the server is gone.
+    shared_->service->Handle(std::move(request), [self = shared_from_this(),
+                                                  shared = shared_](ApiResponse response) mutable {
+      auto executor = self->stream_.get_executor();
+      net::dispatch(executor, [self = std::move(self), response = std::move(response)]() mutable {
+        self->Write(std::move(response));
+      });
+    });
+  }
+
+  void WriteError(unsigned status, std::string_view detail) {
+    ApiResponse r;
+    r.status = status;
+    r.body = DetailJson(detail);
+    if (status >= 400 && status != 503)
+      metrics().Record(shared_->service->unmatched_route(), static_cast<int>(status), 0);
+    Write(std::move(r));
+  }
+
+  void Write(ApiResponse r) {
+    busy_ = true;
+    res_ = {};
+    res_.version(11);
+    res_.result(r.status);
+    res_.set(http::field::server, "bmos-taskd");
+    res_.set(http::field::content_type, r.content_type);
+    if (!r.allow.empty()) res_.set(http::field::allow, r.allow);
+    if (r.bearer_challenge) res_.set(http::field::www_authenticate, "Bearer");
+    res_.keep_alive(keep_alive_ && !closing_);
+    res_.body() = std::move(r.body);
+    res_.prepare_payload();
+    stream_.expires_after(options().read_timeout);
+    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->busy_ = false;
+      if (ec || !self->res_.keep_alive()) return self->Close();
+      self->WaitForRequest();
+    });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<Shared> shared_;
+  const bool over_limit_;
+  beast::flat_buffer buffer_{8192};
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::unique_ptr<http::response<http::empty_body>> continue_;
+  http::response<http::string_body> res_;
+  bool keep_alive_ = true;
+  bool busy_ = false;     // a request is being answered
+  bool closing_ = false;  // close after the answer in progress
+};
+
+}  // namespace
+
+struct Server::Impl {
+  std::shared_ptr<Shared> shared;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+  uint16_t port = 0;
+  bool stopped = false;  // GUARDED_BY(stop_mu)
+  std::mutex stop_mu;
+  std::atomic<bool> accepting{true};
+
+  void Accept() {
+    acceptor->async_accept(
+        net::make_strand(shared->ioc), [this](beast::error_code ec, tcp::socket socket) {
+          if (ec == net::error::operation_aborted) return;  // closed
+          if (!ec) {
+            beast::error_code ignored;
+            socket.set_option(tcp::no_delay(true), ignored);
+            size_t live;
+            {
+              std::lock_guard<std::mutex> lock(shared->mu);
+              live = shared->sessions.size();
+            }
+            auto session = std::make_shared<Session>(std::move(socket), shared,
+                                                     live >= shared->options.max_connections);
+            if (!session->Start()) return;
+          }
+          // Errors of one accept (EMFILE, a reset) do not stop the loop.
+          Accept();
+        });
+  }
+};
+
+Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, ApiService* service) {
+  if (options.io_threads < 1 || options.io_threads > 256) {
+    return Status::InvalidArgument("io_threads: must be within 1..256");
+  }
+  if (options.max_body_bytes == 0 || options.max_header_bytes < 1024 ||
+      options.max_connections == 0) {
+    return Status::InvalidArgument(
+        "limits: max_body_bytes and max_connections must be > 0, max_header_bytes >= 1024");
+  }
+  if (options.read_timeout.count() <= 0 || options.idle_timeout.count() <= 0) {
+    return Status::InvalidArgument("timeouts: must be > 0");
+  }
+  beast::error_code ec;
+  const net::ip::address address = net::ip::make_address(options.address, ec);
+  if (ec) {
+    return Status::InvalidArgument("listen address '" + options.address +
+                                   "' is not an IPv4 or IPv6 address");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->shared = std::make_shared<Shared>(options.io_threads);
+  impl->shared->options = options;
+  impl->shared->service = service;
+  impl->acceptor = std::make_unique<tcp::acceptor>(net::make_strand(impl->shared->ioc));
+  const tcp::endpoint endpoint(address, options.port);
+  const std::string where = options.address + ":" + std::to_string(options.port);
+  if (impl->acceptor->open(endpoint.protocol(), ec); ec) {
+    return Status::IOError("cannot open a socket for " + where + ": " + ec.message());
+  }
+  (void)impl->acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (impl->acceptor->bind(endpoint, ec); ec) {
+    return Status::IOError("cannot listen on " + where + ": " + ec.message());
+  }
+  if (impl->acceptor->listen(net::socket_base::max_listen_connections, ec); ec) {
+    return Status::IOError("cannot listen on " + where + ": " + ec.message());
+  }
+  impl->port = impl->acceptor->local_endpoint(ec).port();
+  impl->Accept();
+  for (int i = 0; i < options.io_threads; ++i) {
+    impl->threads.emplace_back([shared = impl->shared.get()] { shared->ioc.run(); });
+  }
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() { Stop(); }
+
+uint16_t Server::port() const { return impl_->port; }
+
+void Server::StopAccepting() {
+  if (!impl_->accepting.exchange(false, std::memory_order_acq_rel)) return;
+  // The acceptor belongs to its strand; close it there (the I/O threads still run).
+  std::promise<void> done;
+  net::post(impl_->acceptor->get_executor(), [this, &done] {
+    beast::error_code ec;
+    impl_->acceptor->close(ec);
+    done.set_value();
+  });
+  done.get_future().wait();
+}
+
+void Server::Stop(std::chrono::milliseconds grace) {
+  std::lock_guard<std::mutex> stop_lock(impl_->stop_mu);
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  StopAccepting();
+  Shared& shared = *impl_->shared;
+  std::vector<std::shared_ptr<Session>> sessions;
+  {
+    std::lock_guard<std::mutex> lock(shared.mu);
+    shared.stopping = true;
+    for (auto& [raw, weak] : shared.sessions) {
+      if (auto s = weak.lock()) sessions.push_back(std::move(s));
+    }
+  }
+  for (auto& s : sessions) s->PostShutdown();
+  sessions.clear();
+  // Bounded wait for the sessions to finish their answers and close.
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard<std::mutex> lock(shared.mu);
+      if (shared.sessions.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // What is left (a connection whose answer never came) is dropped with the event loop.
+  shared.ioc.stop();
+  for (std::thread& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+}  // namespace bmos::api
