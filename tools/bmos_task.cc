@@ -1,22 +1,34 @@
 // bmos-task: the command-line tool of the BMOS task engine.
 //
-// main() is a dispatcher of command groups; each group is one function that takes the arguments
-// after its name and returns the exit status. Today there is one group:
-//   store   reads a task store directory directly, without a server (dump, stats)
-// Later groups (`schedule preview`, HTTP client commands) are added to kGroups.
+// main() dispatches to a command group or an HTTP command:
+//   store   (a group) reads a task store directory directly, without a server (dump, stats)
+//   enqueue, get, cancel, list, stats, wait, token
+//           talk to a running bmos-taskd over HTTP through bmos::api::HttpClient (token only
+//           mints a JWT from the server's secret)
+// Later groups (`schedule preview`, ...) are added to kGroups; later HTTP commands to
+// kHttpCommands.
 //
 // Exit status: 0 on success, 1 when the work itself failed (the store cannot be opened or read,
-// stdout cannot be written), 2 on bad usage (unknown command or flag, missing or bad value).
+// the server answered an error or could not be reached, stdout cannot be written), 2 on bad
+// usage (unknown command or flag, missing or bad value); `wait` adds 3 (the task ended FAILED or
+// CANCELLED) and 4 (it did not finish in time).
 
 #include <algorithm>
 #include <array>
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iterator>
 #include <limits>
 #include <map>
@@ -25,8 +37,13 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include "api/http_client.h"
+#include "api/jwt.h"
 #include "storage/rocksdb_task_store.h"
 #include "storage/status.h"
 #include "storage/task_record.h"
@@ -35,6 +52,7 @@
 namespace {
 
 namespace json = boost::json;
+using bmos::api::Role;
 using bmos::storage::ListPage;
 using bmos::storage::ListQuery;
 using bmos::storage::Result;
@@ -92,13 +110,18 @@ constexpr CommandGroup kGroups[] = {
     {"store", RunStoreGroup, PrintStoreUsage},
 };
 
+void PrintHttpUsage(FILE* out);
+
 void PrintUsage(FILE* out) {
   std::fputs(
-      "usage: bmos-task GROUP COMMAND [FLAGS]\n"
-      "       bmos-task [GROUP] --help\n"
+      "usage: bmos-task [--url URL] [--token TOKEN] [--data-dir DIR] [--json] COMMAND [ARGS]\n"
+      "       bmos-task GROUP COMMAND [FLAGS]\n"
+      "       bmos-task [GROUP] [COMMAND] --help\n"
       "\n"
-      "The command-line tool of the BMOS task engine.\n",
+      "The command-line tool of the BMOS task engine.\n"
+      "\n",
       out);
+  PrintHttpUsage(out);
   for (const CommandGroup& group : kGroups) {
     std::fputs("\n", out);
     group.print_usage(out);
@@ -106,8 +129,9 @@ void PrintUsage(FILE* out) {
   std::fputs(
       "\n"
       "Flags take their value as the next argument or after '=' (--limit 10, --limit=10).\n"
-      "Exit status: 0 on success, 1 when the store cannot be opened or read (or stdout cannot be\n"
-      "written), 2 on bad usage.\n",
+      "Exit status: 0 on success, 1 when the store cannot be opened or read, the server answered\n"
+      "an error or could not be reached (or stdout cannot be written), 2 on bad usage; wait also\n"
+      "exits 3 (FAILED or CANCELLED) and 4 (timeout).\n",
       out);
 }
 
@@ -125,9 +149,10 @@ using ParsedFlags = std::map<std::string_view, std::string_view, std::less<>>;
 
 // Parses `args` against `specs`. Returns false after printing why (prefixed by `command`) on an
 // unknown flag, a stray argument, a missing or empty value, or a repeated flag. Sets *help for
-// --help.
+// --help. When `positional` is given, arguments that are not flags are appended to it instead of
+// being stray.
 bool ParseFlags(std::string_view command, Args args, std::span<const FlagSpec> specs,
-                ParsedFlags* out, bool* help) {
+                ParsedFlags* out, bool* help, std::vector<std::string_view>* positional = nullptr) {
   const std::string cmd(command);
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string_view arg = args[i];
@@ -140,6 +165,10 @@ bool ParseFlags(std::string_view command, Args args, std::span<const FlagSpec> s
     const FlagSpec* spec = nullptr;
     for (const FlagSpec& s : specs) {
       if (s.name == name) spec = &s;
+    }
+    if (spec == nullptr && positional != nullptr && !arg.starts_with("-")) {
+      positional->push_back(arg);
+      continue;
     }
     if (spec == nullptr) {
       if (arg.starts_with("-")) {
@@ -455,6 +484,761 @@ int RunStoreGroup(Args args) {
   return kExitUsage;
 }
 
+// -- HTTP commands -----------------------------------------------------------------------------
+//
+// Each command is one request (wait: a bounded series of them) to bmos-taskd through
+// bmos::api::HttpClient. Human output is built from the server's JSON with Boost.JSON and reads
+// fields defensively: a field the server does not send prints as "-", never as a crash.
+
+constexpr int kExitWaitFailed = 3;   // wait: the task ended FAILED or CANCELLED
+constexpr int kExitWaitTimeout = 4;  // wait: the task was still not finished at --timeout
+
+constexpr std::string_view kDefaultUrl = "http://127.0.0.1:8080";
+constexpr std::string_view kDefaultDataDir = "bmos-data";
+constexpr std::string_view kTasksPath = "/api/v1/tasks/";
+// Lifetime of the admin token minted for one command when no token is given.
+constexpr int64_t kConvenienceTokenTtlSeconds = 300;
+
+void PrintHttpUsage(FILE* out) {
+  std::fputs(
+      "bmos-task [--url URL] [--token TOKEN] [--data-dir DIR] [--json] COMMAND ...: talk to a\n"
+      "running bmos-taskd over HTTP. These global flags may also follow the command.\n"
+      "  --url URL       the server, http://HOST[:PORT] (default: $BMOS_URL, else\n"
+      "                  http://127.0.0.1:8080; https is not supported)\n"
+      "  --token TOKEN   the bearer token (default: $BMOS_TOKEN; else, for local use, a 5-minute\n"
+      "                  admin token minted from the server's secret when one is readable here:\n"
+      "                  $BMOS_JWT_SECRET, else DIR/jwt.secret; else no Authorization header)\n"
+      "  --data-dir DIR  the server's data directory, where jwt.secret lives (default:\n"
+      "                  $BMOS_DATA_DIR, else ./bmos-data); never created by this tool\n"
+      "  --json          print the server's JSON answer as-is, on one line\n"
+      "\n"
+      "  bmos-task enqueue NAME [--data JSON] [--queue Q] [--priority P] [--max-retries N]\n"
+      "                    [--delay SECONDS] [--eta ISO] [--timeout SECONDS] [--unique-key K]\n"
+      "      Enqueue a task (POST /api/v1/tasks/enqueue); print its id and status.\n"
+      "      --data JSON        the task's arguments, a JSON object (default: {})\n"
+      "      --queue Q          the queue (default: the server's, \"default\")\n"
+      "      --priority P       LOW, NORMAL, HIGH or CRITICAL (any case; default NORMAL)\n"
+      "      --max-retries N    attempts after the first failure (default: the server's, 3)\n"
+      "      --delay SECONDS    run no sooner than SECONDS from now\n"
+      "      --eta ISO          run no sooner than this time (ISO 8601, e.g.\n"
+      "                         2030-01-02T03:04:05Z)\n"
+      "      --timeout SECONDS  limit on one attempt\n"
+      "      --unique-key K     no second live task with the same key (the live one is shown)\n"
+      "\n"
+      "  bmos-task get ID\n"
+      "      Print the task's record (GET /api/v1/tasks/ID) as a key/value table.\n"
+      "\n"
+      "  bmos-task cancel ID\n"
+      "      Cancel the task (DELETE /api/v1/tasks/ID): a waiting task at once, a running one "
+      "when\n"
+      "      its handler observes the cancellation.\n"
+      "\n"
+      "  bmos-task list [--status S] [--queue Q] [--name N] [--limit N] [--cursor C]\n"
+      "      Print a page of tasks, newest first (GET /api/v1/tasks/), and the cursor of the\n"
+      "      next page if there is one.\n"
+      "      --status S  only tasks in status S (PENDING, RUNNING, RETRYING, COMPLETED, FAILED,\n"
+      "                  CANCELLED)\n"
+      "      --queue Q   only tasks of queue Q\n"
+      "      --name N    only tasks with task name N\n"
+      "      --limit N   at most N tasks (default: the server's)\n"
+      "      --cursor C  the page after cursor C (printed by the previous page)\n"
+      "\n"
+      "  bmos-task stats\n"
+      "      Print the server's statistics (GET /api/v1/tasks/stats/overview): tasks by status\n"
+      "      and queue, counters, rates, worker groups and latency percentiles.\n"
+      "\n"
+      "  bmos-task wait ID [--timeout SECONDS] [--interval-ms MS]\n"
+      "      Poll the task until it is COMPLETED, FAILED or CANCELLED and print its record.\n"
+      "      --timeout SECONDS  give up after this long (default 60)\n"
+      "      --interval-ms MS   pause between polls (default 200)\n"
+      "      Exit status: 0 COMPLETED, 3 FAILED or CANCELLED, 4 not finished within --timeout,\n"
+      "      1 the server could not be asked.\n"
+      "\n"
+      "  bmos-task token --role admin|operator|viewer [--ttl SECONDS] [--subject S]\n"
+      "                  [--data-dir DIR]\n"
+      "      Print a JWT signed with the server's secret: $BMOS_JWT_SECRET, else DIR/jwt.secret\n"
+      "      (bmos-taskd creates it at first start; this tool never does).\n"
+      "      --role R       admin (everything), operator (all but cancel/delete), viewer (read)\n"
+      "      --ttl SECONDS  lifetime (default 3600)\n"
+      "      --subject S    the token's subject (default bmos-task)\n"
+      "\n"
+      "Exit status of these commands: 0 on success, 1 when the server answered an error (its\n"
+      "HTTP status and detail are printed on stderr, e.g. 'bmos-task: 404: task ... not found')\n"
+      "or could not be reached, 2 on bad usage; wait also exits 3 and 4 (see above).\n",
+      out);
+}
+
+// The flags every HTTP command accepts, before or after the command.
+constexpr FlagSpec kGlobalSpecs[] = {
+    {"--url", true}, {"--token", true}, {"--data-dir", true}, {"--json", false}};
+
+bool IsGlobalFlag(std::string_view arg) {
+  const std::string_view name = arg.substr(0, arg.find('='));
+  for (const FlagSpec& s : kGlobalSpecs) {
+    if (s.name == name) return true;
+  }
+  return false;
+}
+
+// An environment variable, or nullopt when it is unset or empty.
+std::optional<std::string> Env(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  return std::string(v);
+}
+
+std::string DataDirOf(const ParsedFlags& flags) {
+  if (std::optional<std::string_view> d = Flag(flags, "--data-dir")) return std::string(*d);
+  if (std::optional<std::string> d = Env("BMOS_DATA_DIR")) return *d;
+  return std::string(kDefaultDataDir);
+}
+
+// True when ResolveSecret(data_dir) would read an existing secret rather than create one.
+bool SecretExists(const std::string& data_dir) {
+  if (Env("BMOS_JWT_SECRET")) return true;
+  std::error_code ec;
+  return std::filesystem::exists(std::filesystem::path(data_dir) / "jwt.secret", ec);
+}
+
+int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string MintToken(const std::string& secret, Role role, std::string subject,
+                      int64_t ttl_seconds) {
+  bmos::api::Claims claims;
+  claims.subject = std::move(subject);
+  claims.role = std::string(bmos::api::ToString(role));
+  claims.iat = UnixNow();
+  claims.exp = claims.iat + ttl_seconds;
+  return bmos::api::SignJwt(secret, claims);
+}
+
+// What every HTTP command works with once its flags are read.
+struct HttpContext {
+  std::string command;  // "bmos-task get", for messages
+  bool as_json = false;
+  std::unique_ptr<bmos::api::HttpClient> client;
+};
+
+// Builds the client from --url/$BMOS_URL and the token from --token/$BMOS_TOKEN/the secret.
+// Returns the exit status when that fails (bad URL: usage; unreadable secret: failure).
+std::optional<int> MakeHttpContext(const std::string& command, const ParsedFlags& flags,
+                                   HttpContext* ctx) {
+  ctx->command = command;
+  ctx->as_json = flags.contains("--json");
+  std::string url(kDefaultUrl);
+  if (std::optional<std::string_view> u = Flag(flags, "--url")) {
+    url = std::string(*u);
+  } else if (std::optional<std::string> e = Env("BMOS_URL")) {
+    url = *e;
+  }
+  Result<std::unique_ptr<bmos::api::HttpClient>> client = bmos::api::HttpClient::FromUrl(url);
+  if (!client.ok()) {
+    std::fprintf(stderr, "%s: %s\n", command.c_str(), client.status().message().c_str());
+    return kExitUsage;
+  }
+  ctx->client = std::move(*client);
+  ctx->client->set_bearer_token([&]() -> std::string {
+    if (std::optional<std::string_view> t = Flag(flags, "--token")) return std::string(*t);
+    if (std::optional<std::string> t = Env("BMOS_TOKEN")) return *t;
+    return {};
+  }());
+  if (!Flag(flags, "--token") && !Env("BMOS_TOKEN")) {
+    const std::string data_dir = DataDirOf(flags);
+    if (SecretExists(data_dir)) {
+      Result<std::string> secret = bmos::api::ResolveSecret(data_dir);
+      if (!secret.ok()) {
+        std::fprintf(stderr, "%s: cannot mint a token from the server's secret: %s\n",
+                     command.c_str(), secret.status().ToString().c_str());
+        return kExitFailure;
+      }
+      ctx->client->set_bearer_token(
+          MintToken(*secret, Role::kAdmin, "bmos-task", kConvenienceTokenTtlSeconds));
+    }
+  }
+  return std::nullopt;
+}
+
+// The server's error message: `detail` of a {"detail": ...} body (a string as-is, anything else
+// as JSON), else the body itself (shortened), else "(empty body)".
+std::string ErrorDetail(const std::string& body) {
+  std::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (!ec && v.is_object()) {
+    if (const json::value* d = v.as_object().if_contains("detail")) {
+      if (d->is_string()) return std::string(d->as_string());
+      return json::serialize(*d);
+    }
+  }
+  if (body.empty()) return "(empty body)";
+  constexpr size_t kMaxShown = 300;
+  std::string shown = body.substr(0, kMaxShown);
+  if (body.size() > kMaxShown) shown += "...";
+  for (char& c : shown) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return shown;
+}
+
+// Sends one request. On a transport error or a non-2xx answer prints why and returns nullopt.
+std::optional<bmos::api::HttpResponse> Send(HttpContext& ctx, bmos::api::HttpMethod method,
+                                            const std::string& target, std::string_view body = {}) {
+  Result<bmos::api::HttpResponse> r = ctx.client->Request(method, target, body);
+  if (!r.ok()) {
+    std::fprintf(stderr, "bmos-task: %s\n", r.status().message().c_str());
+    return std::nullopt;
+  }
+  if (r->status < 200 || r->status >= 300) {
+    std::fprintf(stderr, "bmos-task: %d: %s\n", r->status, ErrorDetail(r->body).c_str());
+    return std::nullopt;
+  }
+  return std::move(*r);
+}
+
+// The answer as a JSON object; prints why and returns nullopt when it is not one.
+std::optional<json::object> ParseObject(const HttpContext& ctx, const std::string& body) {
+  std::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec || !v.is_object()) {
+    std::fprintf(stderr, "%s: the server's answer is not a JSON object: %s\n", ctx.command.c_str(),
+                 ErrorDetail(body).c_str());
+    return std::nullopt;
+  }
+  return std::move(v.as_object());
+}
+
+// Prints the server's body on one line (--json).
+int PrintBody(const HttpContext& ctx, std::string body) {
+  while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
+  WriteLine(body);
+  return FinishStdout(ctx.command);
+}
+
+// A field for a table cell: strings as they are, null or missing as "-", anything else as JSON.
+std::string Cell(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr || v->is_null()) return "-";
+  if (v->is_string()) return std::string(v->as_string());
+  return json::serialize(*v);
+}
+
+void PrintKeyValues(const json::object& o) {
+  size_t width = 0;
+  for (const auto& kv : o) width = std::max(width, kv.key().size());
+  for (const auto& kv : o) {
+    const std::string value = Cell(o, kv.key());
+    std::printf("%-*.*s  %s\n", static_cast<int>(width), static_cast<int>(kv.key().size()),
+                kv.key().data(), value.c_str());
+  }
+}
+
+// Prints rows under a header, each column as wide as its widest cell, separated by two spaces.
+void PrintTable(const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const std::string& h : header) widths.push_back(h.size());
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size() && i < widths.size(); ++i) {
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  }
+  auto print_row = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i > 0) line += "  ";
+      line += row[i];
+      if (i + 1 < row.size()) line.append(widths[i] - row[i].size(), ' ');
+    }
+    WriteLine(line);
+  };
+  print_row(header);
+  for (const auto& row : rows) print_row(row);
+}
+
+bool ParseUint(std::string_view text, uint64_t* out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+bool ParseSeconds(std::string_view text, double* out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && end == text.data() + text.size() && std::isfinite(*out) && *out >= 0;
+}
+
+// A count of seconds as JSON: an integer when whole (as BMOS clients send), else a double.
+json::value SecondsJson(double s) {
+  if (s == std::floor(s) && s < 9.0e15) return static_cast<int64_t>(s);
+  return s;
+}
+
+int UsageError(const std::string& command, const std::string& message) {
+  std::fprintf(stderr, "%s: %s (try --help)\n", command.c_str(), message.c_str());
+  return kExitUsage;
+}
+
+// The common start of an HTTP command: parses its flags (its own and the global ones) and
+// positional arguments, answers --help, checks the number of positional arguments and builds
+// the client. Returns the exit status when the command ends here.
+std::optional<int> StartHttpCommand(const std::string& command, Args args,
+                                    std::span<const FlagSpec> own_specs, size_t positional_count,
+                                    std::string_view positional_name, ParsedFlags* flags,
+                                    std::vector<std::string_view>* positional, HttpContext* ctx) {
+  std::vector<FlagSpec> specs(own_specs.begin(), own_specs.end());
+  for (const FlagSpec& g : kGlobalSpecs) {
+    if (std::none_of(specs.begin(), specs.end(),
+                     [&](const FlagSpec& s) { return s.name == g.name; }))
+      specs.push_back(g);
+  }
+  bool help = false;
+  if (!ParseFlags(command, args, specs, flags, &help, positional)) return kExitUsage;
+  if (help) {
+    PrintHttpUsage(stdout);
+    return kExitOk;
+  }
+  if (positional->size() < positional_count) {
+    return UsageError(command, "missing " + std::string(positional_name));
+  }
+  if (positional->size() > positional_count) {
+    const std::string_view extra = (*positional)[positional_count];
+    return UsageError(command, "unexpected argument '" + std::string(extra) + "'");
+  }
+  if (ctx == nullptr) return std::nullopt;
+  return MakeHttpContext(command, *flags, ctx);
+}
+
+int RunEnqueue(Args args) {
+  const std::string command = "bmos-task enqueue";
+  static constexpr FlagSpec kSpecs[] = {
+      {"--data", true},  {"--queue", true}, {"--priority", true}, {"--max-retries", true},
+      {"--delay", true}, {"--eta", true},   {"--timeout", true},  {"--unique-key", true}};
+  ParsedFlags flags;
+  std::vector<std::string_view> positional;
+  HttpContext ctx;
+  if (std::optional<int> done =
+          StartHttpCommand(command, args, kSpecs, 1, "task NAME", &flags, &positional, &ctx)) {
+    return *done;
+  }
+  json::object body;
+  body["task_name"] = positional[0];
+  body["task_data"] = json::object();
+  if (std::optional<std::string_view> data = Flag(flags, "--data")) {
+    std::error_code ec;
+    json::value v = json::parse(*data, ec);
+    if (ec || !v.is_object()) {
+      return UsageError(command, "--data wants a JSON object, e.g. '{\"file\":\"a.csv\"}', got '" +
+                                     std::string(*data) + "'");
+    }
+    body["task_data"] = std::move(v);
+  }
+  if (std::optional<std::string_view> q = Flag(flags, "--queue")) body["queue_name"] = *q;
+  if (std::optional<std::string_view> p = Flag(flags, "--priority")) {
+    std::string upper(*p);
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    body["priority"] = upper;
+  }
+  if (std::optional<std::string_view> n = Flag(flags, "--max-retries")) {
+    uint64_t retries = 0;
+    if (!ParseUint(*n, &retries) || retries > 1000000) {
+      return UsageError(command,
+                        "--max-retries wants a whole number >= 0, got '" + std::string(*n) + "'");
+    }
+    body["max_retries"] = retries;
+  }
+  for (const auto& [flag, field] :
+       {std::pair<std::string_view, std::string_view>{"--delay", "delay_seconds"},
+        {"--timeout", "timeout_seconds"}}) {
+    if (std::optional<std::string_view> t = Flag(flags, flag)) {
+      double seconds = 0;
+      if (!ParseSeconds(*t, &seconds)) {
+        return UsageError(command, std::string(flag) + " wants a number of seconds >= 0, got '" +
+                                       std::string(*t) + "'");
+      }
+      body[field] = SecondsJson(seconds);
+    }
+  }
+  if (std::optional<std::string_view> eta = Flag(flags, "--eta")) body["eta"] = *eta;
+  if (std::optional<std::string_view> k = Flag(flags, "--unique-key")) body["unique_key"] = *k;
+
+  std::optional<bmos::api::HttpResponse> r =
+      Send(ctx, bmos::api::HttpMethod::kPost, std::string(kTasksPath) + "enqueue",
+           json::serialize(body));
+  if (!r) return kExitFailure;
+  if (ctx.as_json) return PrintBody(ctx, std::move(r->body));
+  std::optional<json::object> o = ParseObject(ctx, r->body);
+  if (!o) return kExitFailure;
+  std::string line = Cell(*o, "task_id") + " " + Cell(*o, "status");
+  if (const json::value* created = o->if_contains("created");
+      created != nullptr && created->is_bool() && !created->as_bool()) {
+    line += " (not created: a live task has this unique key)";
+  }
+  WriteLine(line);
+  return FinishStdout(command);
+}
+
+std::string TaskPath(std::string_view id) {
+  return std::string(kTasksPath) + bmos::api::PercentEncode(id);
+}
+
+int RunGet(Args args) {
+  const std::string command = "bmos-task get";
+  ParsedFlags flags;
+  std::vector<std::string_view> positional;
+  HttpContext ctx;
+  if (std::optional<int> done =
+          StartHttpCommand(command, args, {}, 1, "task ID", &flags, &positional, &ctx)) {
+    return *done;
+  }
+  std::optional<bmos::api::HttpResponse> r =
+      Send(ctx, bmos::api::HttpMethod::kGet, TaskPath(positional[0]));
+  if (!r) return kExitFailure;
+  if (ctx.as_json) return PrintBody(ctx, std::move(r->body));
+  std::optional<json::object> o = ParseObject(ctx, r->body);
+  if (!o) return kExitFailure;
+  PrintKeyValues(*o);
+  return FinishStdout(command);
+}
+
+int RunCancel(Args args) {
+  const std::string command = "bmos-task cancel";
+  ParsedFlags flags;
+  std::vector<std::string_view> positional;
+  HttpContext ctx;
+  if (std::optional<int> done =
+          StartHttpCommand(command, args, {}, 1, "task ID", &flags, &positional, &ctx)) {
+    return *done;
+  }
+  std::optional<bmos::api::HttpResponse> r =
+      Send(ctx, bmos::api::HttpMethod::kDelete, TaskPath(positional[0]));
+  if (!r) return kExitFailure;
+  if (ctx.as_json) return PrintBody(ctx, std::move(r->body));
+  std::optional<json::object> o = ParseObject(ctx, r->body);
+  if (!o) return kExitFailure;
+  std::string line = Cell(*o, "task_id") + " " + Cell(*o, "status");
+  if (o->contains("message")) line += ": " + Cell(*o, "message");
+  WriteLine(line);
+  return FinishStdout(command);
+}
+
+int RunList(Args args) {
+  const std::string command = "bmos-task list";
+  static constexpr FlagSpec kSpecs[] = {{"--status", true},
+                                        {"--queue", true},
+                                        {"--name", true},
+                                        {"--limit", true},
+                                        {"--cursor", true}};
+  ParsedFlags flags;
+  std::vector<std::string_view> positional;
+  HttpContext ctx;
+  if (std::optional<int> done =
+          StartHttpCommand(command, args, kSpecs, 0, "", &flags, &positional, &ctx)) {
+    return *done;
+  }
+  std::string query;
+  auto add = [&](std::string_view key, std::string_view value) {
+    query += query.empty() ? "?" : "&";
+    query += key;
+    query += "=";
+    query += bmos::api::PercentEncode(value);
+  };
+  if (std::optional<std::string_view> s = Flag(flags, "--status")) {
+    std::optional<TaskState> state = bmos::storage::ParseTaskState(*s);
+    if (!state) {
+      return UsageError(command, "--status: unknown status '" + std::string(*s) +
+                                     "'; expected PENDING, RUNNING, RETRYING, COMPLETED, FAILED "
+                                     "or CANCELLED");
+    }
+    add("status", bmos::storage::ToString(*state));
+  }
+  if (std::optional<std::string_view> q = Flag(flags, "--queue")) add("queue_name", *q);
+  if (std::optional<std::string_view> n = Flag(flags, "--name")) add("task_name", *n);
+  if (std::optional<std::string_view> l = Flag(flags, "--limit")) {
+    uint64_t n = 0;
+    if (!ParseUint(*l, &n) || n == 0) {
+      return UsageError(command,
+                        "--limit wants a whole number >= 1, got '" + std::string(*l) + "'");
+    }
+    add("limit", *l);
+  }
+  if (std::optional<std::string_view> c = Flag(flags, "--cursor")) add("cursor", *c);
+
+  std::optional<bmos::api::HttpResponse> r =
+      Send(ctx, bmos::api::HttpMethod::kGet, std::string(kTasksPath) + query);
+  if (!r) return kExitFailure;
+  if (ctx.as_json) return PrintBody(ctx, std::move(r->body));
+  std::optional<json::object> o = ParseObject(ctx, r->body);
+  if (!o) return kExitFailure;
+  std::vector<std::vector<std::string>> rows;
+  if (const json::value* tasks = o->if_contains("tasks"); tasks != nullptr && tasks->is_array()) {
+    for (const json::value& t : tasks->as_array()) {
+      if (!t.is_object()) continue;
+      const json::object& task = t.as_object();
+      rows.push_back({Cell(task, "task_id"), Cell(task, "task_name"), Cell(task, "queue_name"),
+                      Cell(task, "priority"), Cell(task, "status"),
+                      Cell(task, "retry_count") + "/" + Cell(task, "max_retries"),
+                      Cell(task, "created_at")});
+    }
+  }
+  if (rows.empty()) {
+    WriteLine("(no tasks)");
+  } else {
+    PrintTable({"ID", "NAME", "QUEUE", "PRIORITY", "STATUS", "RETRIES", "CREATED"}, rows);
+  }
+  if (const json::value* next = o->if_contains("next_cursor");
+      next != nullptr && next->is_string() && !next->as_string().empty()) {
+    WriteLine("next cursor: " + std::string(next->as_string()));
+  }
+  return FinishStdout(command);
+}
+
+// A number field as text with up to `decimals` decimals ("-" when missing or not a number).
+std::string Number(const json::object& o, std::string_view key, int decimals = 0) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr || !v->is_number()) return "-";
+  if (!v->is_double() && decimals == 0) return json::serialize(*v);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, v->to_number<double>());
+  return buf;
+}
+
+void PrintPercentiles(std::string_view label, const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr || !v->is_object()) return;
+  const json::object& p = v->as_object();
+  WriteLine(std::string(label) + ": p50 " + Number(p, "p50", 3) + "  p90 " + Number(p, "p90", 3) +
+            "  p99 " + Number(p, "p99", 3) + "  max " + Number(p, "max", 3));
+}
+
+int RunStats(Args args) {
+  const std::string command = "bmos-task stats";
+  ParsedFlags flags;
+  std::vector<std::string_view> positional;
+  HttpContext ctx;
+  if (std::optional<int> done =
+          StartHttpCommand(command, args, {}, 0, "", &flags, &positional, &ctx)) {
+    return *done;
+  }
+  std::optional<bmos::api::HttpResponse> r =
+      Send(ctx, bmos::api::HttpMethod::kGet, std::string(kTasksPath) + "stats/overview");
+  if (!r) return kExitFailure;
+  if (ctx.as_json) return PrintBody(ctx, std::move(r->body));
+  std::optional<json::object> o = ParseObject(ctx, r->body);
+  if (!o) return kExitFailure;
+
+  // Statuses in lifecycle order, then any the server adds.
+  std::vector<std::string> statuses;
+  for (int i = 0; i < bmos::storage::kTaskStateCount; ++i) {
+    statuses.emplace_back(bmos::storage::ToString(static_cast<TaskState>(i)));
+  }
+  auto note_statuses = [&](const json::object& counts) {
+    for (const auto& kv : counts) {
+      if (std::find(statuses.begin(), statuses.end(), kv.key()) == statuses.end()) {
+        statuses.emplace_back(kv.key());
+      }
+    }
+  };
+  const json::value* by_status = o->if_contains("by_status");
+  const json::value* queues = o->if_contains("queues");
+  if (by_status != nullptr && by_status->is_object()) note_statuses(by_status->as_object());
+  if (queues != nullptr && queues->is_object()) {
+    for (const auto& q : queues->as_object()) {
+      if (q.value().is_object()) note_statuses(q.value().as_object());
+    }
+  }
+
+  WriteLine("tasks: " + Number(*o, "total_tasks") + " total, " + Number(*o, "live_tasks") +
+            " live");
+  std::vector<std::string> header = {"queue"};
+  header.insert(header.end(), statuses.begin(), statuses.end());
+  std::vector<std::vector<std::string>> rows;
+  if (queues != nullptr && queues->is_object()) {
+    for (const auto& q : queues->as_object()) {
+      std::vector<std::string> row = {std::string(q.key())};
+      for (const std::string& s : statuses) {
+        row.push_back(q.value().is_object() ? Number(q.value().as_object(), s) : "-");
+      }
+      rows.push_back(std::move(row));
+    }
+  }
+  if (by_status != nullptr && by_status->is_object()) {
+    std::vector<std::string> row = {"(all queues)"};
+    for (const std::string& s : statuses) row.push_back(Number(by_status->as_object(), s));
+    rows.push_back(std::move(row));
+  }
+  PrintTable(header, rows);
+  WriteLine("since start: enqueued " + Number(*o, "enqueued") + ", completed " +
+            Number(*o, "completed") + ", failed " + Number(*o, "failed") + ", retried " +
+            Number(*o, "retried") + ", cancelled " + Number(*o, "cancelled"));
+  WriteLine("rates: completed " + Number(*o, "completed_per_second", 1) + "/s, failed " +
+            Number(*o, "failed_per_second", 1) + "/s, success rate " +
+            Number(*o, "success_rate", 3));
+  if (const json::value* w = o->if_contains("workers"); w != nullptr && w->is_array()) {
+    std::vector<std::vector<std::string>> groups;
+    for (const json::value& g : w->as_array()) {
+      if (!g.is_object()) continue;
+      const json::object& group = g.as_object();
+      std::string qs;
+      if (const json::value* list = group.if_contains("queues");
+          list != nullptr && list->is_array()) {
+        for (const json::value& q : list->as_array()) {
+          if (!qs.empty()) qs += ",";
+          qs += q.is_string() ? std::string(q.as_string()) : json::serialize(q);
+        }
+      }
+      groups.push_back({Cell(group, "group"), qs.empty() ? "-" : qs, Number(group, "workers"),
+                        Number(group, "busy"), Number(group, "idle")});
+    }
+    WriteLine("workers:");
+    PrintTable({"group", "queues", "workers", "busy", "idle"}, groups);
+  }
+  PrintPercentiles("queue wait ms", *o, "queue_wait_ms");
+  PrintPercentiles("run time ms", *o, "run_time_ms");
+  return FinishStdout(command);
+}
+
+int RunWait(Args args) {
+  const std::string command = "bmos-task wait";
+  static constexpr FlagSpec kSpecs[] = {{"--timeout", true}, {"--interval-ms", true}};
+  ParsedFlags flags;
+  std::vector<std::string_view> positional;
+  HttpContext ctx;
+  if (std::optional<int> done =
+          StartHttpCommand(command, args, kSpecs, 1, "task ID", &flags, &positional, &ctx)) {
+    return *done;
+  }
+  double timeout_s = 60;
+  if (std::optional<std::string_view> t = Flag(flags, "--timeout")) {
+    if (!ParseSeconds(*t, &timeout_s) || timeout_s > 1e7) {
+      return UsageError(command,
+                        "--timeout wants a number of seconds >= 0, got '" + std::string(*t) + "'");
+    }
+  }
+  uint64_t interval_ms = 200;
+  if (std::optional<std::string_view> i = Flag(flags, "--interval-ms")) {
+    if (!ParseUint(*i, &interval_ms) || interval_ms == 0 || interval_ms > 3'600'000) {
+      return UsageError(command, "--interval-ms wants a whole number from 1 to 3600000, got '" +
+                                     std::string(*i) + "'");
+    }
+  }
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(timeout_s));
+  const std::string target = TaskPath(positional[0]);
+  for (;;) {
+    // No single poll may outlast the wait (at least 1 s, so a poll can always finish).
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    ctx.client->set_timeout(
+        std::clamp(left, std::chrono::milliseconds(1000), std::chrono::milliseconds(30000)));
+    std::optional<bmos::api::HttpResponse> r = Send(ctx, bmos::api::HttpMethod::kGet, target);
+    if (!r) return kExitFailure;
+    std::optional<json::object> o = ParseObject(ctx, r->body);
+    if (!o) return kExitFailure;
+    const std::string status = Cell(*o, "status");
+    const bool terminal = status == "COMPLETED" || status == "FAILED" || status == "CANCELLED";
+    if (terminal) {
+      if (ctx.as_json) {
+        if (PrintBody(ctx, std::move(r->body)) != kExitOk) return kExitFailure;
+      } else {
+        PrintKeyValues(*o);
+        if (FinishStdout(command) != kExitOk) return kExitFailure;
+      }
+      return status == "COMPLETED" ? kExitOk : kExitWaitFailed;
+    }
+    const auto now = Clock::now();
+    if (now >= deadline) {
+      std::fprintf(stderr, "%s: task %.*s is still %s after %g s\n", command.c_str(),
+                   static_cast<int>(positional[0].size()), positional[0].data(), status.c_str(),
+                   timeout_s);
+      return kExitWaitTimeout;
+    }
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(std::chrono::milliseconds(interval_ms), deadline - now));
+  }
+}
+
+int RunToken(Args args) {
+  const std::string command = "bmos-task token";
+  static constexpr FlagSpec kSpecs[] = {{"--role", true}, {"--ttl", true}, {"--subject", true}};
+  ParsedFlags flags;
+  std::vector<std::string_view> positional;
+  if (std::optional<int> done =
+          StartHttpCommand(command, args, kSpecs, 0, "", &flags, &positional, /*ctx=*/nullptr)) {
+    return *done;
+  }
+  for (const char* server_flag : {"--url", "--token", "--json"}) {
+    if (flags.contains(server_flag)) {
+      return UsageError(command, std::string(server_flag) +
+                                     " does not apply: token talks to no server (flags: --role, "
+                                     "--ttl, --subject, --data-dir)");
+    }
+  }
+  std::optional<std::string_view> role_name = Flag(flags, "--role");
+  if (!role_name) return UsageError(command, "--role admin|operator|viewer is required");
+  std::optional<Role> role = bmos::api::ParseRole(*role_name);
+  if (!role) {
+    return UsageError(command, "--role: unknown role '" + std::string(*role_name) +
+                                   "'; expected admin, operator or viewer");
+  }
+  uint64_t ttl = 3600;
+  if (std::optional<std::string_view> t = Flag(flags, "--ttl")) {
+    if (!ParseUint(*t, &ttl) || ttl == 0 || ttl > 10ull * 365 * 24 * 3600) {
+      return UsageError(command,
+                        "--ttl wants a whole number of seconds from 1 to 315360000, "
+                        "got '" +
+                            std::string(*t) + "'");
+    }
+  }
+  std::string subject = "bmos-task";
+  if (std::optional<std::string_view> s = Flag(flags, "--subject")) subject = *s;
+  const std::string data_dir = DataDirOf(flags);
+  if (!SecretExists(data_dir)) {
+    std::fprintf(stderr,
+                 "%s: no secret: start bmos-taskd once or set BMOS_JWT_SECRET (looked for %s)\n",
+                 command.c_str(), (std::filesystem::path(data_dir) / "jwt.secret").c_str());
+    return kExitFailure;
+  }
+  Result<std::string> secret = bmos::api::ResolveSecret(data_dir);
+  if (!secret.ok()) {
+    std::fprintf(stderr, "%s: %s\n", command.c_str(), secret.status().ToString().c_str());
+    return kExitFailure;
+  }
+  WriteLine(MintToken(*secret, *role, std::move(subject), static_cast<int64_t>(ttl)));
+  return FinishStdout(command);
+}
+
+struct HttpCommand {
+  std::string_view name;
+  int (*run)(Args args);  // the arguments after the command's name (and the global flags)
+};
+
+constexpr HttpCommand kHttpCommands[] = {
+    {"enqueue", RunEnqueue}, {"get", RunGet},   {"cancel", RunCancel}, {"list", RunList},
+    {"stats", RunStats},     {"wait", RunWait}, {"token", RunToken},
+};
+
+// Runs `bmos-task [GLOBAL FLAGS] COMMAND ...` for the HTTP commands; nullopt when args[global]
+// names no HTTP command. The global flags before the command are handed to it with the rest.
+std::optional<int> RunHttpCommand(Args args) {
+  size_t i = 0;
+  // Leading global flags (and their values).
+  while (i < args.size() && IsGlobalFlag(args[i])) {
+    const std::string_view arg = args[i];
+    const bool has_value = arg != "--json" && arg.find('=') == std::string_view::npos;
+    i += has_value ? 2 : 1;
+  }
+  if (i >= args.size()) return std::nullopt;
+  for (const HttpCommand& c : kHttpCommands) {
+    if (c.name != args[i]) continue;
+    std::vector<std::string_view> rest(args.begin(), args.begin() + static_cast<ptrdiff_t>(i));
+    rest.insert(rest.end(), args.begin() + static_cast<ptrdiff_t>(i) + 1, args.end());
+    return c.run(rest);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -475,7 +1259,37 @@ int main(int argc, char** argv) {
   for (const CommandGroup& group : kGroups) {
     if (group.name == args[0]) return group.run(Args(args).subspan(1));
   }
-  std::fprintf(stderr, "bmos-task: unknown command group '%s' (groups:", argv[1]);
+  if (std::optional<int> status = RunHttpCommand(args)) return *status;
+  // Name the first word that is not a global flag or its value.
+  std::optional<std::string_view> word;
+  for (size_t i = 0; i < args.size() && !word; ++i) {
+    if (!IsGlobalFlag(args[i])) {
+      word = args[i];
+    } else if (args[i] != "--json" && args[i].find('=') == std::string_view::npos) {
+      ++i;  // the flag's value
+    }
+  }
+  if (!word) {
+    std::fputs("bmos-task: missing command after the global flags (try 'bmos-task --help')\n",
+               stderr);
+    return kExitUsage;
+  }
+  for (const CommandGroup& group : kGroups) {
+    if (group.name == *word) {
+      std::fprintf(stderr,
+                   "bmos-task: --url, --token, --data-dir and --json go with the HTTP commands; "
+                   "'%.*s' takes its own flags after its command (try 'bmos-task %.*s --help')\n",
+                   static_cast<int>(word->size()), word->data(), static_cast<int>(word->size()),
+                   word->data());
+      return kExitUsage;
+    }
+  }
+  std::fprintf(stderr,
+               "bmos-task: unknown command '%.*s' (commands:", static_cast<int>(word->size()),
+               word->data());
+  for (const HttpCommand& command : kHttpCommands) {
+    std::fprintf(stderr, " %.*s", static_cast<int>(command.name.size()), command.name.data());
+  }
   for (const CommandGroup& group : kGroups) {
     std::fprintf(stderr, " %.*s", static_cast<int>(group.name.size()), group.name.data());
   }

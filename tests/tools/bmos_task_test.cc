@@ -3,13 +3,16 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -20,13 +23,16 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <vector>
 
+#include "api/jwt.h"
 #include "storage/rocksdb_task_store.h"
 #include "storage/task_record.h"
 #include "tests/storage/store_test_util.h"
+#include "tests/api/fake_http_server.h"
 
 extern char** environ;
 
@@ -57,7 +63,9 @@ std::string ReadFile(const std::string& path) {
 }
 
 // Runs bmos-task with `args`; stdout and stderr go to files (no pipe can fill up and block).
-RunResult RunTool(const std::vector<std::string>& args) {
+// The tool sees this process's environment without its BMOS_* variables (a developer's
+// BMOS_URL or BMOS_TOKEN must not leak into a test), plus `env` ("NAME=value" each).
+RunResult RunTool(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
   TempDir scratch("bmos-task-out");
   const std::string out_path = scratch.Sub("stdout");
   const std::string err_path = scratch.Sub("stderr");
@@ -77,7 +85,15 @@ RunResult RunTool(const std::vector<std::string>& args) {
                                    0600);
   pid_t pid = 0;
   RunResult result;
-  const int rc = posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv.data(), environ);
+  std::vector<std::string> env_copies;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!std::string_view(*e).starts_with("BMOS_")) env_copies.emplace_back(*e);
+  }
+  env_copies.insert(env_copies.end(), env.begin(), env.end());
+  std::vector<char*> envp;
+  for (std::string& e : env_copies) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const int rc = posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
     ADD_FAILURE() << "cannot start " << bin << ": " << std::strerror(rc);
@@ -553,7 +569,7 @@ TEST(BmosTask, BadUsageExitsTwoAndNamesTheProblem) {
     std::vector<std::string> says;  // each must appear in stderr
   };
   const std::vector<Case> cases = {
-      {{"frobnicate"}, {"unknown command group", "'frobnicate'"}},
+      {{"frobnicate"}, {"unknown command", "'frobnicate'"}},
       {{"store", "compact", "--data-dir", d}, {"unknown command", "'compact'"}},
       {{"store", "dump", "--data-dir", d, "--bogus"}, {"unknown flag", "'--bogus'"}},
       {{"store", "dump", "--data-dir", d, "--json"}, {"unknown flag", "'--json'"}},
@@ -641,5 +657,706 @@ TEST(BmosTaskStore, DamagedStoreIsAnError) {
   ExpectStoreError(dir.path(), "Corruption");
 }
 
+// -- HTTP commands against a scripted server ---------------------------------------------------
+//
+// tests/api/fake_http_server.h answers as each test says and records what the tool sent, so
+// these tests pin down the requests, the output and the exit statuses without a real server.
+
+using bmos::test_util::FakeHttpServer;
+using Reply = FakeHttpServer::Reply;
+using Seen = FakeHttpServer::Seen;
+
+Reply JsonReply(std::string body, int status = 200) {
+  Reply r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+constexpr char kRecordJson[] =
+    R"({"task_id":"0190aaaa-0000-7000-8000-000000000001","task_name":"bmos.echo",)"
+    R"("queue_name":"default","priority":"NORMAL","status":"COMPLETED","task_data":{"a":1},)"
+    R"("result":{"a":1},"error":null,"retry_count":0,"max_retries":3,"progress":100,)"
+    R"("progress_message":null,"timeout_seconds":null,"eta":null,"unique_key":null,)"
+    R"("created_at":"2026-11-28T10:00:00.000Z","started_at":"2026-11-28T10:00:00.001Z",)"
+    R"("completed_at":"2026-11-28T10:00:00.002Z","run_at":null})";
+
+std::string RecordWithStatus(const std::string& status) {
+  json::value v = json::parse(kRecordJson);
+  v.as_object()["status"] = status;
+  return json::serialize(v);
+}
+
+TEST(BmosTaskHttp, EnqueueSendsEveryFieldAndPrintsIdAndStatus) {
+  FakeHttpServer server([](const Seen&) {
+    return JsonReply(R"({"task_id":"0190aaaa","status":"PENDING","created":true,)"
+                     R"("task_name":"bmos.echo","queue_name":"q1","priority":"HIGH"})");
+  });
+  ASSERT_TRUE(server.ok());
+  RunResult r = RunTool({"--url",         server.url(), "--token",      "tok",
+                         "enqueue",       "bmos.echo",  "--data",       R"({"a": [1, 2]})",
+                         "--queue",       "q1",         "--priority",   "high",
+                         "--max-retries", "2",          "--delay",      "1.5",
+                         "--timeout",     "30",         "--unique-key", "k1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "0190aaaa PENDING\n");
+  EXPECT_EQ(r.err, "");
+  std::vector<Seen> seen = server.requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].method, "POST");
+  EXPECT_EQ(seen[0].target, "/api/v1/tasks/enqueue");
+  EXPECT_EQ(seen[0].headers["authorization"], "Bearer tok");
+  EXPECT_EQ(seen[0].headers["content-type"], "application/json");
+  json::value body = json::parse(seen[0].body);
+  EXPECT_EQ(body, json::parse(R"({"task_name":"bmos.echo","task_data":{"a":[1,2]},)"
+                              R"("queue_name":"q1","priority":"HIGH","max_retries":2,)"
+                              R"("delay_seconds":1.5,"timeout_seconds":30,"unique_key":"k1"})"))
+      << seen[0].body;
+
+  // --eta, no --data (an empty object), and the global flags after the command.
+  r = RunTool({"enqueue", "bmos.noop", "--eta", "2030-01-02T03:04:05Z", "--url", server.url()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  seen = server.requests();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(
+      json::parse(seen[1].body),
+      json::parse(R"({"task_name":"bmos.noop","task_data":{},"eta":"2030-01-02T03:04:05Z"})"));
+  EXPECT_FALSE(seen[1].headers.contains("authorization"));  // no token, no secret
+}
+
+TEST(BmosTaskHttp, EnqueueSaysWhenTheUniqueKeyFoundALiveTask) {
+  FakeHttpServer server([](const Seen&) {
+    return JsonReply(R"({"task_id":"0190bbbb","status":"RUNNING","created":false})");
+  });
+  ASSERT_TRUE(server.ok());
+  RunResult r = RunTool({"enqueue", "x", "--unique-key", "k", "--url", server.url()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("0190bbbb RUNNING"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("unique key"), std::string::npos) << r.out;
+}
+
+TEST(BmosTaskHttp, GetPrintsAKeyValueTableAndEncodesTheId) {
+  FakeHttpServer server([](const Seen&) { return JsonReply(kRecordJson); });
+  ASSERT_TRUE(server.ok());
+  RunResult r = RunTool({"--url", server.url(), "get", "a/b c"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(server.requests()[0].method, "GET");
+  EXPECT_EQ(server.requests()[0].target, "/api/v1/tasks/a%2Fb%20c");
+  std::map<std::string, std::string> rows;
+  for (const std::string& line : Lines(r.out)) {
+    const size_t space = line.find(' ');
+    ASSERT_NE(space, std::string::npos) << line;
+    const size_t value = line.find_first_not_of(' ', space);
+    rows[line.substr(0, space)] = value == std::string::npos ? "" : line.substr(value);
+  }
+  EXPECT_EQ(rows.size(), json::parse(kRecordJson).as_object().size()) << r.out;
+  EXPECT_EQ(rows["task_id"], "0190aaaa-0000-7000-8000-000000000001");
+  EXPECT_EQ(rows["status"], "COMPLETED");
+  EXPECT_EQ(rows["task_data"], R"({"a":1})");
+  EXPECT_EQ(rows["error"], "-");
+  EXPECT_EQ(rows["retry_count"], "0");
+  EXPECT_EQ(rows["created_at"], "2026-11-28T10:00:00.000Z");
+}
+
+TEST(BmosTaskHttp, JsonPrintsTheServersBodyOnOneLine) {
+  FakeHttpServer server([](const Seen&) { return JsonReply(std::string(kRecordJson) + "\n"); });
+  ASSERT_TRUE(server.ok());
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"--json", "--url", server.url(), "get", "x"},
+                                             {"get", "x", "--json", "--url", server.url()},
+                                             {"--url=" + server.url(), "get", "--json", "x"}}) {
+    RunResult r = RunTool(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, std::string(kRecordJson) + "\n");
+  }
+}
+
+TEST(BmosTaskHttp, CancelSendsDeleteAndPrintsTheAnswer) {
+  FakeHttpServer server([](const Seen&) {
+    return JsonReply(R"({"task_id":"0190cccc","status":"CANCELLED","message":"cancelled"})");
+  });
+  ASSERT_TRUE(server.ok());
+  RunResult r = RunTool({"cancel", "0190cccc", "--url", server.url()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "0190cccc CANCELLED: cancelled\n");
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(server.requests()[0].method, "DELETE");
+  EXPECT_EQ(server.requests()[0].target, "/api/v1/tasks/0190cccc");
+}
+
+TEST(BmosTaskHttp, ListBuildsTheQueryAndPrintsATableAndTheCursor) {
+  const std::string page = std::string(R"({"tasks":[)") + kRecordJson + "," +
+                           RecordWithStatus("PENDING") + R"(],"count":2,"next_cursor":"0190aaaa"})";
+  FakeHttpServer server([&page](const Seen&) { return JsonReply(page); });
+  ASSERT_TRUE(server.ok());
+  RunResult r = RunTool({"list", "--url", server.url(), "--status", "pending", "--queue", "my q",
+                         "--name", "a&b", "--limit", "5", "--cursor", "c1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(server.requests()[0].target,
+            "/api/v1/tasks/?status=PENDING&queue_name=my%20q&task_name=a%26b&limit=5&cursor=c1");
+  std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 4u) << r.out;
+  std::istringstream header(lines[0]);
+  std::vector<std::string> words;
+  for (std::string w; header >> w;) words.push_back(w);
+  EXPECT_EQ(words, (std::vector<std::string>{"ID", "NAME", "QUEUE", "PRIORITY", "STATUS", "RETRIES",
+                                             "CREATED"}));
+  for (const char* want : {"0190aaaa-0000-7000-8000-000000000001", "bmos.echo", "default", "NORMAL",
+                           "COMPLETED", "0/3", "2026-11-28T10:00:00.000Z"}) {
+    EXPECT_NE(lines[1].find(want), std::string::npos) << want << " not in " << lines[1];
+  }
+  EXPECT_NE(lines[2].find("PENDING"), std::string::npos) << lines[2];
+  EXPECT_EQ(lines[3], "next cursor: 0190aaaa");
+
+  // No filters: the bare path; an empty page says so and has no cursor line.
+  FakeHttpServer empty(
+      [](const Seen&) { return JsonReply(R"({"tasks":[],"count":0,"next_cursor":null})"); });
+  ASSERT_TRUE(empty.ok());
+  r = RunTool({"list", "--url", empty.url()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(empty.requests().at(0).target, "/api/v1/tasks/");
+  EXPECT_EQ(r.out, "(no tasks)\n");
+}
+
+TEST(BmosTaskHttp, StatsPrintsTotalsQueuesAndWorkers) {
+  FakeHttpServer server([](const Seen&) {
+    return JsonReply(
+        R"({"total_tasks":7,"by_status":{"PENDING":2,"RUNNING":1,"RETRYING":0,"COMPLETED":3,)"
+        R"("FAILED":1,"CANCELLED":0},"queues":{"default":{"PENDING":2,"RUNNING":1,)"
+        R"("RETRYING":0,"COMPLETED":3,"FAILED":1,"CANCELLED":0}},"enqueued":7,"completed":3,)"
+        R"("failed":1,"retried":2,"cancelled":0,"completed_per_second":1.25,)"
+        R"("failed_per_second":0.5,"success_rate":0.75,"live_tasks":3,)"
+        R"("workers":[{"group":"main","queues":["default","ml"],"workers":4,"busy":1,)"
+        R"("idle":3}],"queue_wait_ms":{"p50":0.5,"p90":1,"p99":2,"max":3},)"
+        R"("run_time_ms":{"p50":1,"p90":2,"p99":3,"max":4}})");
+  });
+  ASSERT_TRUE(server.ok());
+  RunResult r = RunTool({"stats", "--url", server.url()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(server.requests().at(0).target, "/api/v1/tasks/stats/overview");
+  for (const char* want :
+       {"tasks: 7 total, 3 live", "default", "(all queues)", "COMPLETED", "enqueued 7", "retried 2",
+        "completed 1.2", "failed 0.5/s", "success rate 0.750", "main", "default,ml",
+        "queue wait ms: p50 0.500", "run time ms"}) {
+    EXPECT_NE(r.out.find(want), std::string::npos) << "no '" << want << "' in:\n" << r.out;
+  }
+}
+
+TEST(BmosTaskHttp, ServerErrorsPrintStatusAndDetailAndExitOne) {
+  struct Case {
+    Reply reply;
+    std::string says;
+  };
+  Reply plain = JsonReply("bad gateway\n", 502);
+  plain.content_type = "text/plain";
+  const std::vector<Case> cases = {
+      {JsonReply(R"({"detail":"task_name: unknown task 'x'"})", 422),
+       "bmos-task: 422: task_name: unknown task 'x'\n"},
+      {JsonReply(R"({"detail":[{"loc":["body"],"msg":"bad"}]})", 422),
+       R"(bmos-task: 422: [{"loc":["body"],"msg":"bad"}])"},
+      {plain, "bmos-task: 502: bad gateway \n"},
+      {JsonReply("", 503), "bmos-task: 503: (empty body)\n"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.says);
+    FakeHttpServer server([&c](const Seen&) { return c.reply; });
+    ASSERT_TRUE(server.ok());
+    RunResult r = RunTool({"enqueue", "x", "--url", server.url()});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+  }
+}
+
+TEST(BmosTaskHttp, UnreachableServerExitsOneAndNamesTheAddress) {
+  uint16_t port = 0;
+  {
+    FakeHttpServer gone([](const Seen&) { return Reply{}; });
+    ASSERT_TRUE(gone.ok());
+    port = gone.port();
+  }  // closed: nothing listens there now
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  RunResult r = RunTool({"stats", "--url", url});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("cannot connect to 127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << r.err;
+  // BMOS_URL is the default when --url is absent.
+  r = RunTool({"stats"}, {"BMOS_URL=" + url});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << r.err;
+}
+
+TEST(BmosTaskHttp, WaitPollsUntilTerminalAndMapsTheStatusToTheExitCode) {
+  struct Case {
+    std::string final_status;
+    int exit_code;
+  };
+  for (const Case& c : {Case{"COMPLETED", 0}, Case{"FAILED", 3}, Case{"CANCELLED", 3}}) {
+    SCOPED_TRACE(c.final_status);
+    std::atomic<int> polls{0};
+    FakeHttpServer server([&](const Seen&) {
+      const int n = polls.fetch_add(1, std::memory_order_relaxed);
+      return JsonReply(RecordWithStatus(n < 2 ? "RUNNING" : c.final_status));
+    });
+    ASSERT_TRUE(server.ok());
+    RunResult r = RunTool({"wait", "0190aaaa", "--interval-ms", "10", "--url", server.url()});
+    EXPECT_EQ(r.exit_code, c.exit_code) << r.err;
+    EXPECT_EQ(polls.load(), 3);
+    EXPECT_NE(r.out.find(c.final_status), std::string::npos) << r.out;
+    EXPECT_EQ(server.requests().at(0).target, "/api/v1/tasks/0190aaaa");
+    EXPECT_EQ(server.connections(), 1);  // one kept-alive connection for every poll
+  }
+}
+
+TEST(BmosTaskHttp, WaitGivesUpAtItsTimeoutWithExitFour) {
+  FakeHttpServer server([](const Seen&) { return JsonReply(RecordWithStatus("RUNNING")); });
+  ASSERT_TRUE(server.ok());
+  const auto start = std::chrono::steady_clock::now();
+  RunResult r = RunTool(
+      {"wait", "0190aaaa", "--timeout", "0.3", "--interval-ms", "20", "--url", server.url()});
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("still RUNNING"), std::string::npos) << r.err;
+  EXPECT_GE(elapsed, std::chrono::milliseconds(250));
+  EXPECT_LT(elapsed, std::chrono::seconds(20));
+  EXPECT_GE(server.requests().size(), 3u);
+}
+
+TEST(BmosTaskHttp, WaitJsonPrintsTheFinalRecord) {
+  FakeHttpServer server([](const Seen&) { return JsonReply(kRecordJson); });
+  ASSERT_TRUE(server.ok());
+  RunResult r = RunTool({"wait", "x", "--json", "--url", server.url()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out), json::parse(kRecordJson));
+}
+
+// The token of a request: --token, else BMOS_TOKEN, else one minted from the server's secret
+// when it exists, else none; the client never creates the secret or the data directory.
+TEST(BmosTaskHttp, TokenComesFromFlagEnvOrTheServersSecret) {
+  FakeHttpServer server([](const Seen&) { return JsonReply(kRecordJson); });
+  ASSERT_TRUE(server.ok());
+  TempDir dir("bmos-task-token");
+  const std::string secret = "0123456789abcdef0123456789abcdef";
+  auto authorization = [&](std::vector<std::string> args, std::vector<std::string> env) {
+    args.insert(args.end(), {"--url", server.url()});
+    RunResult r = RunTool(args, env);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::map<std::string, std::string> headers = server.requests().back().headers;
+    return headers.contains("authorization") ? headers["authorization"] : "(none)";
+  };
+  EXPECT_EQ(authorization({"get", "x", "--token", "flag"}, {"BMOS_TOKEN=env"}), "Bearer flag");
+  EXPECT_EQ(authorization({"get", "x"}, {"BMOS_TOKEN=env"}), "Bearer env");
+
+  const std::string missing = dir.Sub("no-data");
+  EXPECT_EQ(authorization({"get", "x", "--data-dir", missing}, {}), "(none)");
+  EXPECT_EQ(authorization({"get", "x"}, {"BMOS_DATA_DIR=" + missing}), "(none)");
+  EXPECT_FALSE(fs::exists(missing));
+
+  // From BMOS_JWT_SECRET: a short-lived admin token.
+  const std::string minted = authorization({"get", "x"}, {"BMOS_JWT_SECRET=" + secret});
+  ASSERT_TRUE(minted.starts_with("Bearer ")) << minted;
+  Result<std::unique_ptr<api::JwtVerifier>> verifier = api::JwtVerifier::Create(secret);
+  ASSERT_TRUE(verifier.ok());
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  Result<api::Claims> claims = (*verifier)->Verify(minted.substr(7), now);
+  ASSERT_TRUE(claims.ok()) << claims.status().ToString();
+  EXPECT_EQ(claims->role, "admin");
+  EXPECT_EQ(claims->permissions, api::Permissions::All());
+  EXPECT_LE(claims->exp, now + 301);
+
+  // From <data-dir>/jwt.secret, as bmos-taskd writes it.
+  Result<std::string> file_secret = api::LoadOrCreateSecret(dir.Sub("data"));
+  ASSERT_TRUE(file_secret.ok()) << file_secret.status().ToString();
+  const std::string from_file = authorization({"get", "x", "--data-dir", dir.Sub("data")}, {});
+  verifier = api::JwtVerifier::Create(*file_secret);
+  ASSERT_TRUE(verifier.ok());
+  EXPECT_TRUE((*verifier)->Verify(from_file.substr(7), now).ok()) << from_file;
+}
+
+TEST(BmosTaskHttp, TokenCommandMintsARoleTokenFromTheServersSecret) {
+  TempDir dir("bmos-task-mint");
+  const std::string secret = "fedcba9876543210fedcba9876543210";
+  RunResult r = RunTool({"token", "--role", "viewer", "--ttl", "120", "--subject", "ci"},
+                        {"BMOS_JWT_SECRET=" + secret});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Lines(r.out).size(), 1u);
+  const std::string token = Lines(r.out)[0];
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  Result<std::unique_ptr<api::JwtVerifier>> verifier = api::JwtVerifier::Create(secret);
+  ASSERT_TRUE(verifier.ok());
+  Result<api::Claims> claims = (*verifier)->Verify(token, now);
+  ASSERT_TRUE(claims.ok()) << claims.status().ToString();
+  EXPECT_EQ(claims->role, "viewer");
+  EXPECT_EQ(claims->subject, "ci");
+  EXPECT_EQ(claims->permissions, api::Permissions(api::Permission::kTaskRead));
+  EXPECT_GE(claims->exp, now + 110);
+  EXPECT_LE(claims->exp, now + 130);
+
+  // From the data directory's secret file.
+  Result<std::string> file_secret = api::LoadOrCreateSecret(dir.Sub("data"));
+  ASSERT_TRUE(file_secret.ok());
+  r = RunTool({"token", "--role", "operator", "--data-dir", dir.Sub("data")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  verifier = api::JwtVerifier::Create(*file_secret);
+  claims = (*verifier)->Verify(Lines(r.out).at(0), now);
+  ASSERT_TRUE(claims.ok()) << claims.status().ToString();
+  EXPECT_EQ(claims->role, "operator");
+  EXPECT_EQ(claims->subject, "bmos-task");
+
+  // No secret anywhere: an error, and nothing is created.
+  r = RunTool({"token", "--role", "admin", "--data-dir", dir.Sub("none")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("no secret: start bmos-taskd once or set BMOS_JWT_SECRET"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(dir.Sub("none")));
+}
+
+TEST(BmosTaskHttp, HelpOfEveryCommandListsTheCommandsAndFlags) {
+  for (const char* command : {"enqueue", "get", "cancel", "list", "stats", "wait", "token"}) {
+    SCOPED_TRACE(command);
+    RunResult r = RunTool({command, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    for (const char* want : {"--url",
+                             "--token",
+                             "--json",
+                             "bmos-task enqueue NAME",
+                             "--data JSON",
+                             "--priority",
+                             "--max-retries",
+                             "--delay",
+                             "--eta",
+                             "--unique-key",
+                             "bmos-task get ID",
+                             "bmos-task cancel ID",
+                             "bmos-task list",
+                             "--cursor",
+                             "bmos-task stats",
+                             "bmos-task wait ID",
+                             "--interval-ms",
+                             "bmos-task token --role",
+                             "--ttl",
+                             "--subject",
+                             "3 FAILED or CANCELLED",
+                             "4 not finished"}) {
+      EXPECT_NE(r.out.find(want), std::string::npos) << "no '" << want << "' in:\n" << r.out;
+    }
+  }
+  RunResult r = RunTool({"--help"});
+  EXPECT_NE(r.out.find("bmos-task enqueue NAME"), std::string::npos);
+}
+
+TEST(BmosTaskHttp, BadUsageExitsTwoAndSendsNothing) {
+  FakeHttpServer server([](const Seen&) { return JsonReply("{}"); });
+  ASSERT_TRUE(server.ok());
+  const std::string u = server.url();
+  struct Case {
+    std::vector<std::string> args;
+    std::vector<std::string> says;
+  };
+  const std::vector<Case> cases = {
+      {{"enqueue", "--url", u}, {"missing task NAME"}},
+      {{"enqueue", "a", "b", "--url", u}, {"unexpected argument 'b'"}},
+      {{"enqueue", "a", "--bogus", "--url", u}, {"unknown flag", "'--bogus'"}},
+      {{"enqueue", "a", "--data", "[1]", "--url", u}, {"--data", "JSON object"}},
+      {{"enqueue", "a", "--data", "{", "--url", u}, {"--data", "JSON object"}},
+      {{"enqueue", "a", "--max-retries", "-1", "--url", u}, {"--max-retries", "'-1'"}},
+      {{"enqueue", "a", "--delay", "soon", "--url", u}, {"--delay", "'soon'"}},
+      {{"enqueue", "a", "--timeout", "-3", "--url", u}, {"--timeout", "'-3'"}},
+      {{"get", "--url", u}, {"missing task ID"}},
+      {{"cancel", "a", "b", "--url", u}, {"unexpected argument 'b'"}},
+      {{"list", "--status", "done", "--url", u}, {"--status", "'done'"}},
+      {{"list", "--limit", "0", "--url", u}, {"--limit", "'0'"}},
+      {{"list", "x", "--url", u}, {"unexpected argument 'x'"}},
+      {{"stats", "--limit", "3", "--url", u}, {"unknown flag", "'--limit'"}},
+      {{"wait", "a", "--timeout", "x", "--url", u}, {"--timeout", "'x'"}},
+      {{"wait", "a", "--interval-ms", "0", "--url", u}, {"--interval-ms", "'0'"}},
+      {{"get", "a", "--url", "https://127.0.0.1:1"}, {"https is not supported"}},
+      {{"get", "a", "--url", "127.0.0.1:8080"}, {"bad URL", "http://"}},
+      {{"get", "a", "--json", "--json", "--url", u}, {"--json", "more than once"}},
+      {{"token"}, {"--role", "required"}},
+      {{"token", "--role", "root"}, {"--role", "'root'", "admin, operator or viewer"}},
+      {{"token", "--role", "admin", "--ttl", "0"}, {"--ttl", "'0'"}},
+      {{"token", "--role", "admin", "--url", u}, {"token", "--url"}},
+      {{"--url", u}, {"missing command"}},
+      {{"--url", u, "frob"}, {"unknown command", "'frob'"}},
+      {{"--url", u, "store", "stats"}, {"'store'", "bmos-task store --help"}},
+  };
+  for (const Case& c : cases) {
+    std::string line;
+    for (const std::string& a : c.args) line += a + " ";
+    SCOPED_TRACE(line);
+    RunResult r = RunTool(c.args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(r.out, "");
+    for (const std::string& want : c.says) {
+      EXPECT_NE(r.err.find(want), std::string::npos) << "no '" << want << "' in: " << r.err;
+    }
+  }
+  EXPECT_TRUE(server.requests().empty());
+}
+
+// -- HTTP commands against the real server -----------------------------------------------------
+
+#ifdef BMOS_TASKD_BIN
+
+// bmos-taskd on an ephemeral loopback port with a fresh data directory, async durability and
+// the test handlers, its output in files. The destructor stops it: SIGTERM, a bounded wait,
+// then SIGKILL. Only the pid started here is ever signalled.
+class Taskd {
+ public:
+  Taskd() {
+    const std::string port_file = scratch_.Sub("port");
+    const std::vector<std::string> args = {BMOS_TASKD_BIN,    "--listen",
+                                           "127.0.0.1:0",     "--port-file",
+                                           port_file,         "--data-dir",
+                                           data_dir(),        "--durability",
+                                           "async",           "--with-test-handlers",
+                                           "--workers",       "2",
+                                           "--drain-seconds", "2"};
+    std::vector<std::string> copies(args);
+    std::vector<char*> argv;
+    for (std::string& a : copies) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_copies;
+    for (char** e = environ; *e != nullptr; ++e) {
+      if (!std::string_view(*e).starts_with("BMOS_")) env_copies.emplace_back(*e);
+    }
+    std::vector<char*> envp;
+    for (std::string& e : env_copies) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, scratch_.Sub("out").c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 2, scratch_.Sub("err").c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int rc =
+        posix_spawn(&pid_, copies[0].c_str(), &actions, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) {
+      pid_ = -1;
+      ADD_FAILURE() << "cannot start " << BMOS_TASKD_BIN << ": " << std::strerror(rc);
+      return;
+    }
+    // The port file appears once the server listens: poll it, bounded.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const std::string text = ReadFile(port_file);
+      unsigned port = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
+      if (ec == std::errc() && port > 0 && port < 65536 &&
+          (end == text.data() + text.size() || *end == '\n')) {
+        port_ = static_cast<uint16_t>(port);
+        return;
+      }
+      int wstatus = 0;
+      if (waitpid(pid_, &wstatus, WNOHANG) == pid_) {
+        pid_ = -1;
+        ADD_FAILURE() << "bmos-taskd exited at start:\n" << log();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << "bmos-taskd wrote no port within 30 s:\n" << log();
+  }
+
+  ~Taskd() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    int wstatus = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (waitpid(pid_, &wstatus, WNOHANG) == pid_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << "bmos-taskd did not stop within 20 s of SIGTERM; killing it\n" << log();
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &wstatus, 0);
+  }
+
+  Taskd(const Taskd&) = delete;
+  Taskd& operator=(const Taskd&) = delete;
+
+  bool ok() const { return port_ != 0; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string data_dir() const { return scratch_.Sub("data"); }
+  std::string log() const { return ReadFile(scratch_.Sub("out")) + ReadFile(scratch_.Sub("err")); }
+
+ private:
+  TempDir scratch_{"bmos-taskd"};
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+};
+
+// One server for the suite (starting one opens a store); each test uses its own tasks.
+class BmosTaskServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new Taskd(); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(server_->ok()) << server_->log(); }
+
+  // A token of `role`, minted by the tool from the server's secret.
+  std::string Token(const std::string& role) {
+    RunResult r = RunTool({"token", "--role", role, "--data-dir", server_->data_dir()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> lines = Lines(r.out);
+    return lines.empty() ? "" : lines[0];
+  }
+
+  // bmos-task with --url and --token of `role` added ("" for no token).
+  RunResult Run(std::vector<std::string> args, const std::string& role = "admin") {
+    args.insert(args.end(), {"--url", server_->url()});
+    if (!role.empty()) args.insert(args.end(), {"--token", Token(role)});
+    return RunTool(args);
+  }
+
+  // Enqueues and returns the task id (the first word printed).
+  std::string Enqueue(std::vector<std::string> args) {
+    args.insert(args.begin(), "enqueue");
+    RunResult r = Run(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::istringstream in(r.out);
+    std::string id;
+    std::string status;
+    in >> id >> status;
+    EXPECT_EQ(status, "PENDING") << r.out;
+    return id;
+  }
+
+  static Taskd* server_;
+};
+
+Taskd* BmosTaskServerTest::server_ = nullptr;
+
+TEST_F(BmosTaskServerTest, EnqueueGetWaitListAndStats) {
+  const std::string id = Enqueue(
+      {"bmos.echo", "--data", R"({"file":"a.csv"})", "--queue", "default", "--priority", "high"});
+  ASSERT_FALSE(id.empty());
+
+  RunResult r = Run({"get", id});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(id), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bmos.echo"), std::string::npos) << r.out;
+
+  r = Run({"wait", id, "--timeout", "30", "--interval-ms", "20"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << server_->log();
+  EXPECT_NE(r.out.find("COMPLETED"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(R"({"file":"a.csv"})"), std::string::npos) << r.out;  // the result
+
+  r = Run({"list", "--name", "bmos.echo", "--status", "completed"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(id), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("HIGH"), std::string::npos) << r.out;
+
+  r = Run({"stats"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* want : {"tasks:", "default", "COMPLETED", "workers:"}) {
+    EXPECT_NE(r.out.find(want), std::string::npos) << "no '" << want << "' in:\n" << r.out;
+  }
+}
+
+TEST_F(BmosTaskServerTest, JsonOutputIsTheServersJson) {
+  const std::string id = Enqueue({"bmos.noop"});
+  ASSERT_FALSE(id.empty());
+  RunResult r = Run({"wait", id, "--json", "--timeout", "30", "--interval-ms", "20"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Lines(r.out).size(), 1u) << r.out;
+  EXPECT_EQ(json::parse(r.out).at("task_id").as_string(), id);
+  EXPECT_EQ(json::parse(r.out).at("status").as_string(), "COMPLETED");
+
+  r = Run({"--json", "get", id});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).at("task_name").as_string(), "bmos.noop");
+
+  r = Run({"list", "--json", "--limit", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json::value page = json::parse(r.out);
+  EXPECT_EQ(page.at("tasks").as_array().size(), 1u);
+  EXPECT_TRUE(page.as_object().contains("next_cursor"));
+
+  r = Run({"stats", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GE(json::parse(r.out).at("total_tasks").to_number<int64_t>(), 1);
+
+  r = Run({"enqueue", "bmos.noop", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).at("status").as_string(), "PENDING");
+}
+
+TEST_F(BmosTaskServerTest, CancelASleepingTask) {
+  const std::string id = Enqueue({"bmos.sleep", "--data", R"({"ms":60000})"});
+  ASSERT_FALSE(id.empty());
+  RunResult r = Run({"cancel", id});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(id), std::string::npos) << r.out;
+
+  r = Run({"wait", id, "--timeout", "30", "--interval-ms", "20"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.out.find("CANCELLED"), std::string::npos) << r.out;
+
+  // Cancelling it again is an impossible transition: 409, exit 1.
+  r = Run({"cancel", id});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("bmos-task: 409: "), std::string::npos) << r.err;
+}
+
+TEST_F(BmosTaskServerTest, FailedTaskExitsThree) {
+  const std::string id = Enqueue({"bmos.fail", "--data", R"({"times":5})", "--max-retries", "0"});
+  ASSERT_FALSE(id.empty());
+  RunResult r = Run({"wait", id, "--timeout", "30", "--interval-ms", "20"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.out.find("FAILED"), std::string::npos) << r.out;
+}
+
+TEST_F(BmosTaskServerTest, ServerErrorsShowStatusAndDetail) {
+  RunResult r = Run({"enqueue", "no.such.task"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("bmos-task: 422: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no.such.task"), std::string::npos) << r.err;
+
+  r = Run({"get", "0190aaaa-0000-7000-8000-000000000001"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("bmos-task: 404: "), std::string::npos) << r.err;
+
+  r = Run({"enqueue", "bmos.noop", "--priority", "urgent"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("bmos-task: 422: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("priority"), std::string::npos) << r.err;
+}
+
+TEST_F(BmosTaskServerTest, PermissionsFollowTheTokensRole) {
+  RunResult r = Run({"enqueue", "bmos.noop"}, "viewer");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("bmos-task: 403: "), std::string::npos) << r.err;
+
+  EXPECT_EQ(Run({"stats"}, "viewer").exit_code, 0);  // a viewer may read
+
+  // No token at all (and no secret where the tool looks): 401.
+  TempDir elsewhere("bmos-task-nosecret");
+  r = RunTool({"stats", "--url", server_->url(), "--data-dir", elsewhere.path()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("bmos-task: 401: "), std::string::npos) << r.err;
+
+  // No token given, but the server's secret is readable: the tool mints an admin token.
+  r = RunTool({"stats", "--url", server_->url(), "--data-dir", server_->data_dir()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+#endif  // BMOS_TASKD_BIN
 }  // namespace
 }  // namespace bmos::storage
