@@ -47,7 +47,12 @@ struct Shared {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, std::shared_ptr<Shared> shared, bool over_limit)
-      : stream_(std::move(socket)), shared_(std::move(shared)), over_limit_(over_limit) {}
+      : stream_(std::move(socket)),
+        shared_(std::move(shared)),
+        over_limit_(over_limit),
+        // The whole header must fit the read buffer (the parser then enforces the header limit
+        // itself); body bytes pass through it in pieces.
+        buffer_(shared_->options.max_header_bytes + kReadChunk) {}
 
   ~Session() {
     shared_->service->metrics().ConnectionClosed();
@@ -94,7 +99,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (buffer_.size() > 0) return ReadHeader();  // a pipelined request is already here
     // Idle phase: wait for the first byte of the next request for at most idle_timeout.
     stream_.expires_after(options().idle_timeout);
-    stream_.async_read_some(buffer_.prepare(4096),
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               if (ec) return self->Close();  // idle timeout, EOF, reset
                               self->buffer_.commit(n);
@@ -221,7 +226,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   std::shared_ptr<Shared> shared_;
   const bool over_limit_;
-  beast::flat_buffer buffer_{8192};
+  static constexpr size_t kReadChunk = 16 * 1024;
+  beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::unique_ptr<http::response<http::empty_body>> continue_;
   http::response<http::string_body> res_;

@@ -412,6 +412,15 @@ TEST_F(ServerTest, StatsAndMetrics) {
   EXPECT_THAT(m.body, HasSubstr("bmos_http_request_duration_seconds_bucket"));
 }
 
+TEST_F(ServerTest, LargeHeadersWithinTheLimitAreServed) {
+  HttpClient c = Client();
+  // 12 KiB of headers: under the default 16 KiB limit.
+  HttpResponse r =
+      Must(c.Request(HttpMethod::kPost, "/api/v1/tasks/enqueue", R"({"task_name":"bmos.noop"})",
+                     {{"X-Trace", std::string(12 * 1024, 't')}}));
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
 TEST_F(ServerTest, UnknownPathsAndMethods) {
   HttpClient c = Client();
   HttpResponse r = Must(c.Get("/api/v2/tasks/"));
