@@ -9,6 +9,9 @@
 //   idle              an engine with 8 workers and nothing to do; the process's CPU time.
 //   recovery          (sync/async) a store holding R PENDING tasks: the time Engine::Open takes
 //                     to replay it and accept work, then the time to run them all.
+//   http              the HTTP server (api/server.h) in this process over an engine, driven by
+//                     a closed-loop keep-alive client (bench/http_load.h): requests/s, latency
+//                     of each request, CPU per request.
 // Each scenario runs --repeat times on a fresh engine; the reported figure is the median.
 // Output is an aligned table, or with --json one JSON object per scenario and line.
 //
@@ -22,6 +25,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -31,12 +35,18 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "api/jwt.h"
+#include "api/server.h"
+#include "api/service.h"
+#include "api/test_handlers.h"
+#include "bench/http_load.h"
 #include "engine/engine.h"
 #include "engine/options.h"
 #include "engine/task_context.h"
@@ -74,9 +84,23 @@ Every run of sync and async uses a fresh store in its own directory under --data
 after the run. Throughput and recovery runs end when the engine counts every task COMPLETED,
 which in sync and async mode means its completion record is written (fsynced in sync).
   all          throughput, latency and idle, in that order.
+  http         (not part of "all") the HTTP API: an engine (--mode, --workers) with the test
+               handlers, the ApiService with JWT auth on (a random secret) and the Beast server
+               on 127.0.0.1, an ephemeral port and --io-threads threads, all in this process.
+               A closed-loop client (--client-threads threads, --connections keep-alive
+               connections, each sending its next request only after the whole answer to the
+               last) runs for --warmup-s, then is measured for --duration-s. --http-op picks
+               the request: enqueue, POST /api/v1/tasks/enqueue {"task_name":"bmos.noop"}; or
+               get, GET /api/v1/tasks/{id} cycling over --get-tasks tasks enqueued (and run)
+               before the load. Reports requests/s, the latency of each request (write to last
+               byte of the answer; p50, p99, p99.9, max in µs), the CPU time of the process
+               (server and client) and of the client threads alone per request, and cpu_% (the
+               process's CPU in % of one core). Any answer but 200, in warm-up too, or a lost
+               connection fails the run (exit 1) with the counts by status. In the table,
+               column prod shows --connections.
 
 Flags (a value may follow as "--flag value" or "--flag=value"):
-  --scenario S        throughput | latency | idle | all. Default: all.
+  --scenario S        throughput | latency | idle | recovery | http | all. Default: all.
   --data-dir D        where the stores of sync and async runs go. Default: a new directory
                       under $TMPDIR (or /tmp), removed at the end.
   --recovery-tasks R  PENDING tasks of the recovery scenario, 1..100000000. Default: 1000000.
@@ -96,6 +120,14 @@ Flags (a value may follow as "--flag value" or "--flag=value"):
                       1..1000. Default: 1.
   --max-wait S        the longest any single wait for tasks may take before the run fails, in
                       seconds, 1..86400. Default: 120.
+  --http-op OP        http: enqueue | get. Default: enqueue.
+  --connections C     http: keep-alive client connections, 1..10000. Default: 64.
+  --client-threads T  http: client threads (each runs an Asio loop), 1..64. Default: 1.
+  --io-threads N      http: the server's I/O threads, 1..256. Default: 2.
+  --duration-s S      http: the measured window in seconds, 0.1..3600. Default: 5.
+  --warmup-s S        http: load before the window, not measured, 0..3600. Default: 1.
+  --get-tasks N       http get: tasks enqueued (and completed) before the load, whose ids the
+                      GETs cycle over, 1..10000000. Default: 1000.
   --json              one JSON object per scenario and line instead of a table. Its top-level
                       figures are the medians; "runs" lists every run's figures.
 
@@ -124,6 +156,13 @@ struct Flags {
   bool json = false;
   std::string data_dir;  // empty: a temporary directory
   int64_t recovery_tasks = 1'000'000;
+  std::string http_op = "enqueue";
+  int64_t connections = 64;
+  int64_t client_threads = 1;
+  int64_t io_threads = 2;
+  double duration_s = 5;
+  double warmup_s = 1;
+  int64_t get_tasks = 1000;
 };
 
 // A failed run: the message, and the exit status it leads to.
@@ -188,9 +227,9 @@ Flags ParseFlags(int argc, char** argv) {
     }
     if (name == "scenario") {
       if (value != "throughput" && value != "latency" && value != "idle" && value != "all" &&
-          value != "recovery") {
+          value != "recovery" && value != "http") {
         UsageError("--scenario: '" + std::string(value) +
-                   "' is not one of throughput, latency, idle, recovery, all");
+                   "' is not one of throughput, latency, idle, recovery, http, all");
       }
       f.scenario = value;
     } else if (name == "mode") {
@@ -223,6 +262,23 @@ Flags ParseFlags(int argc, char** argv) {
       f.data_dir = value;
     } else if (name == "recovery-tasks") {
       f.recovery_tasks = ParseInt(name, value, 1, 100'000'000);
+    } else if (name == "http-op") {
+      if (value != "enqueue" && value != "get") {
+        UsageError("--http-op: '" + std::string(value) + "' is not one of enqueue, get");
+      }
+      f.http_op = value;
+    } else if (name == "connections") {
+      f.connections = ParseInt(name, value, 1, 10'000);
+    } else if (name == "client-threads") {
+      f.client_threads = ParseInt(name, value, 1, 64);
+    } else if (name == "io-threads") {
+      f.io_threads = ParseInt(name, value, 1, 256);
+    } else if (name == "duration-s") {
+      f.duration_s = ParseSeconds(name, value, 0.1, 3600);
+    } else if (name == "warmup-s") {
+      f.warmup_s = ParseSeconds(name, value, 0, 3600);
+    } else if (name == "get-tasks") {
+      f.get_tasks = ParseInt(name, value, 1, 10'000'000);
     } else {
       UsageError("unknown flag '--" + std::string(name) + "'");
     }
@@ -752,6 +808,181 @@ std::optional<Run> RunIdle(const Flags& f, Failure* failure) {
   return run;
 }
 
+// The HTTP API served from this process over a Bench's engine. Shutdown follows bmos-taskd:
+// stop accepting, stop the engine (running tasks finish, the store is flushed), then close the
+// connections and join the I/O threads.
+struct ServedBench {
+  std::unique_ptr<Bench> bench;
+  std::unique_ptr<api::ApiService> service;
+  std::unique_ptr<api::Server> server;
+
+  ServedBench() = default;
+  ServedBench(const ServedBench&) = delete;
+  ServedBench& operator=(const ServedBench&) = delete;
+  ~ServedBench() { (void)Shutdown(std::chrono::seconds(5)); }
+
+  // Idempotent; the engine's Stop status (OK when there was nothing to stop).
+  storage::Status Shutdown(std::chrono::milliseconds drain) {
+    storage::Status stopped = storage::Status::Ok();
+    if (server != nullptr) server->StopAccepting();
+    if (bench != nullptr && bench->engine != nullptr) stopped = bench->engine->Stop(drain);
+    if (server != nullptr) server->Stop();
+    server.reset();
+    service.reset();  // REQUIRES the server gone: it calls the service
+    bench.reset();    // the engine, then its directory
+    return stopped;
+  }
+};
+
+// A secret for one run: 32 random bytes as 64 hex digits.
+std::string RandomSecret() {
+  std::random_device device;
+  std::string secret;
+  for (int i = 0; i < 8; ++i) {
+    char hex[9];
+    std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(device()));
+    secret += hex;
+  }
+  return secret;
+}
+
+std::string HttpRequest(std::string_view method, std::string_view target, uint16_t port,
+                        const std::string& token, std::string_view body) {
+  std::string r;
+  r.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
+  r.append("Host: 127.0.0.1:").append(std::to_string(port)).append("\r\n");
+  r.append("Authorization: Bearer ").append(token).append("\r\n");
+  if (!body.empty()) {
+    r.append("Content-Type: application/json\r\n");
+    r.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+  }
+  r.append("\r\n").append(body);
+  return r;
+}
+
+std::optional<Run> RunHttp(const Flags& f, Failure* failure) {
+  ServedBench served;
+  served.bench = OpenBench(f, f.workers, 0, failure);
+  if (served.bench == nullptr) return std::nullopt;
+  engine::Engine& engine = *served.bench->engine;
+  if (storage::Status s = api::RegisterTestHandlers(engine); !s.ok()) {
+    *failure = {"cannot register the test handlers: " + s.ToString(), 2};
+    return std::nullopt;
+  }
+  const std::string secret = RandomSecret();
+  api::ApiServiceOptions service_options;
+  service_options.auth = true;
+  service_options.jwt_secret = secret;
+  auto service = api::ApiService::Create(&engine, service_options);
+  if (!service.ok()) {
+    *failure = {"cannot create the API service: " + service.status().ToString(), 2};
+    return std::nullopt;
+  }
+  served.service = std::move(service).value();
+  api::ServerOptions server_options;
+  server_options.address = "127.0.0.1";
+  server_options.port = 0;
+  server_options.io_threads = static_cast<int>(f.io_threads);
+  auto server = api::Server::Start(server_options, served.service.get());
+  if (!server.ok()) {
+    *failure = {"cannot start the server: " + server.status().ToString(), 2};
+    return std::nullopt;
+  }
+  served.server = std::move(server).value();
+  const uint16_t port = served.server->port();
+
+  api::Claims claims;
+  claims.subject = "bmos-taskbench";
+  claims.role = "admin";
+  const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  claims.iat = now_s;
+  claims.exp = now_s + 7 * 24 * 3600;
+  const std::string token = api::SignJwt(secret, claims);
+
+  HttpLoadOptions load;
+  load.host = "127.0.0.1";
+  load.port = port;
+  load.connections = static_cast<int>(f.connections);
+  load.client_threads = static_cast<int>(f.client_threads);
+  load.warmup_s = f.warmup_s;
+  load.duration_s = f.duration_s;
+  load.max_wait_s = f.max_wait;
+  if (f.http_op == "enqueue") {
+    load.requests.push_back(HttpRequest("POST", "/api/v1/tasks/enqueue", port, token,
+                                        R"({"task_name":"bmos.noop"})"));
+  } else {
+    // The tasks to read, enqueued straight into the engine and run to completion first, so
+    // every GET reads a finished task's record.
+    for (int64_t i = 0; i < f.get_tasks; ++i) {
+      engine::EnqueueRequest request;
+      request.name = "bmos.noop";
+      auto r = engine.Enqueue(std::move(request));
+      if (!r.ok()) {
+        *failure = {"enqueue failed: " + r.status().ToString(), 1};
+        return std::nullopt;
+      }
+      char id[36];
+      r->id.Format(id);
+      load.requests.push_back(HttpRequest(
+          "GET", "/api/v1/tasks/" + std::string(id, sizeof id), port, token, ""));
+    }
+    uint64_t completed = 0;
+    if (!WaitStatsCompleted(*served.bench, static_cast<uint64_t>(f.get_tasks), f.max_wait,
+                            &completed)) {
+      *failure = {"http.get: " + std::to_string(completed) + " of " +
+                      std::to_string(f.get_tasks) + " tasks completed within --max-wait",
+                  1};
+      return std::nullopt;
+    }
+  }
+
+  const OthersProbe probe;
+  storage::Result<HttpLoadResult> result = RunHttpLoad(load);
+  const double others_pct = probe.OthersPct();
+  double records_per_commit = -1;
+  if (auto* rocks = dynamic_cast<storage::RocksDbTaskStore*>(&engine.store())) {
+    const storage::CommitStats cs = rocks->commit_stats();
+    records_per_commit =
+        cs.commits > 0 ? static_cast<double>(cs.records) / static_cast<double>(cs.commits) : 0;
+  }
+  const storage::Status stopped =
+      served.Shutdown(std::chrono::milliseconds(static_cast<int64_t>(f.max_wait * 1000)));
+  if (!result.ok()) {
+    *failure = {result.status().ToString(), 1};
+    return std::nullopt;
+  }
+  if (!result->clean()) {
+    *failure = {"answers other than 200, or lost connections (" + result->Summary() + ")", 1};
+    return std::nullopt;
+  }
+  if (result->measured == 0) {
+    *failure = {"no answer completed within the measured window (" + result->Summary() + ")",
+                1};
+    return std::nullopt;
+  }
+  if (!stopped.ok()) {
+    *failure = {"engine stop: " + stopped.ToString(), 1};
+    return std::nullopt;
+  }
+  const double requests = static_cast<double>(result->measured);
+  Run run;
+  run.push_back({"seconds", result->measured_s});
+  run.push_back({"requests", requests});
+  run.push_back({"requests_per_sec", requests / result->measured_s});
+  run.push_back({"p50_us", static_cast<double>(result->p50_ns) / 1000.0});
+  run.push_back({"p99_us", static_cast<double>(result->p99_ns) / 1000.0});
+  run.push_back({"p999_us", static_cast<double>(result->p999_ns) / 1000.0});
+  run.push_back({"max_us", static_cast<double>(result->max_ns) / 1000.0});
+  run.push_back({"cpu_pct", 100.0 * result->process_cpu_s / result->measured_s});
+  run.push_back({"cpu_us_per_req", 1e6 * result->process_cpu_s / requests});
+  run.push_back({"client_cpu_us_per_req", 1e6 * result->client_cpu_s / requests});
+  if (records_per_commit >= 0) run.push_back({"records_per_commit", records_per_commit});
+  run.push_back({"others_cpu_pct", others_pct});
+  return run;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Output.
 
@@ -765,11 +996,14 @@ constexpr Column kColumns[] = {
     {"seconds", "seconds", 9, 3},
     {"tasks/s", "tasks_per_sec", 12, 0},
     {"enqueue/s", "enqueue_per_sec", 12, 0},
+    {"req/s", "requests_per_sec", 10, 0},
     {"p50_us", "p50_us", 9, 2},
     {"p99_us", "p99_us", 9, 2},
     {"p99.9_us", "p999_us", 9, 2},
     {"max_us", "max_us", 10, 2},
     {"cpu_%", "cpu_pct", 7, 3},
+    {"cpu_us/req", "cpu_us_per_req", 10, 1},
+    {"cli_us/req", "client_cpu_us_per_req", 10, 1},
     {"open_s", "open_s", 7, 2},
     {"rss_MiB", "rss_mib", 8, 1},
     {"rec/commit", "records_per_commit", 10, 1},
@@ -826,6 +1060,14 @@ void PrintJson(const Flags& f, const ScenarioResult& r) {
   line += ",\"tasks\":" + std::to_string(r.tasks);
   if (r.scenario == "throughput") line += ",\"batch\":" + std::to_string(f.batch);
   if (r.scenario == "latency.start") line += ",\"rate\":" + std::to_string(f.rate);
+  if (r.scenario.starts_with("http.")) {
+    line += ",\"connections\":" + std::to_string(f.connections);
+    line += ",\"client_threads\":" + std::to_string(f.client_threads);
+    line += ",\"io_threads\":" + std::to_string(f.io_threads);
+    line += ",\"warmup_s\":" + JsonNumber(f.warmup_s);
+    line += ",\"duration_s\":" + JsonNumber(f.duration_s);
+    line += ",\"auth\":true";
+  }
   line += ",\"repeat\":" + std::to_string(r.runs.size());
   line += ",\"median\":{" + JsonFigures(MedianRun(r.runs)) + "}";
   line += "," + JsonFigures(MedianRun(r.runs));
@@ -910,6 +1152,17 @@ int Main(int argc, char** argv) {
                  .tasks = f.recovery_tasks,
                  .runs = {}},
                 [&](Failure* failure) { return RunRecovery(f, failure); });
+  }
+  if (f.scenario == "http") {
+    // A client that writes to a connection the server has closed gets EPIPE, not a signal.
+    std::signal(SIGPIPE, SIG_IGN);
+    RunScenario(f,
+                {.scenario = "http." + f.http_op,
+                 .producers = f.connections,
+                 .workers = f.workers,
+                 .tasks = f.http_op == "get" ? f.get_tasks : 0,
+                 .runs = {}},
+                [&](Failure* failure) { return RunHttp(f, failure); });
   }
   if (all || f.scenario == "idle") {
     RunScenario(
