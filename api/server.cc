@@ -43,11 +43,25 @@ struct Shared {
   explicit Shared(int threads) : ioc(threads) {}
 };
 
+using Strand = net::strand<net::io_context::executor_type>;
+// The socket and timer carry the strand's concrete type: a type-erased executor
+// (any_io_executor) costs a copy and a virtual dispatch in every asynchronous operation.
+using Socket = net::basic_stream_socket<tcp, Strand>;
+using Timer = net::basic_waitable_timer<std::chrono::steady_clock,
+                                        net::wait_traits<std::chrono::steady_clock>, Strand>;
+using Clock = std::chrono::steady_clock;
+
 // One connection. Every member is touched only on the connection's strand.
+//
+// Timeouts use one lazy timer per connection: each phase (idle wait, request read, answer write)
+// only moves `deadline_`; the timer, armed at most once at a time, wakes at the deadline it was
+// armed for and re-arms itself if the deadline moved later. A busy keep-alive connection thus
+// costs no timer system call per request.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, std::shared_ptr<Shared> shared, bool over_limit)
-      : stream_(std::move(socket)),
+  Session(Socket&& socket, std::shared_ptr<Shared> shared, bool over_limit)
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
         shared_(std::move(shared)),
         over_limit_(over_limit),
         // The whole header must fit the read buffer (the parser then enforces the header limit
@@ -68,7 +82,7 @@ class Session : public std::enable_shared_from_this<Session> {
       shared_->sessions.emplace(this, weak_from_this());
     }
     shared_->service->metrics().ConnectionOpened();
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    net::dispatch(socket_.get_executor(), [self = shared_from_this()] {
       if (self->over_limit_) {
         self->shared_->service->metrics().ConnectionRefused();
         self->keep_alive_ = false;
@@ -81,15 +95,39 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Graceful close, from any thread: an idle connection closes now, a busy one after its answer.
   void PostShutdown() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
+    net::post(socket_.get_executor(), [self = shared_from_this()] {
       self->closing_ = true;
       if (!self->busy_) self->Close();
     });
   }
 
  private:
+  static constexpr size_t kReadChunk = 16 * 1024;
+
   const ServerOptions& options() const { return shared_->options; }
   HttpMetrics& metrics() const { return shared_->service->metrics(); }
+
+  // Sets the deadline of the phase that starts now; Clock::time_point::max() for none.
+  void SetDeadline(Clock::time_point deadline) {
+    deadline_ = deadline;
+    timed_out_ = false;
+    if (timer_armed_ || deadline == Clock::time_point::max()) return;
+    ArmTimer();
+  }
+  void ArmTimer() {
+    timer_armed_ = true;
+    timer_.expires_at(deadline_);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) { self->OnTimer(ec); });
+  }
+  void OnTimer(beast::error_code ec) {
+    timer_armed_ = false;
+    if (ec || closed_ || deadline_ == Clock::time_point::max()) return;
+    if (Clock::now() < deadline_) return ArmTimer();  // the deadline moved on meanwhile
+    // Expired: cancel the phase's pending operation; its handler sees timed_out_.
+    timed_out_ = true;
+    beast::error_code ignored;
+    socket_.cancel(ignored);
+  }
 
   void WaitForRequest() {
     if (closing_) return Close();
@@ -98,8 +136,8 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<uint32_t>(options().max_header_bytes));
     if (buffer_.size() > 0) return ReadHeader();  // a pipelined request is already here
     // Idle phase: wait for the first byte of the next request for at most idle_timeout.
-    stream_.expires_after(options().idle_timeout);
-    stream_.async_read_some(buffer_.prepare(kReadChunk),
+    SetDeadline(Clock::now() + options().idle_timeout);
+    socket_.async_read_some(buffer_.prepare(kReadChunk),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               if (ec) return self->Close();  // idle timeout, EOF, reset
                               self->buffer_.commit(n);
@@ -109,9 +147,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // The request must arrive whole within read_timeout of its first byte.
   void ReadHeader() {
-    stream_.expires_after(options().read_timeout);
+    SetDeadline(Clock::now() + options().read_timeout);
     http::async_read_header(
-        stream_, buffer_, *parser_,
+        socket_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
@@ -122,19 +160,19 @@ class Session : public std::enable_shared_from_this<Session> {
     auto expect = header.find(http::field::expect);
     if (expect != header.end() && beast::iequals(expect->value(), "100-continue") &&
         !parser_->is_done()) {
-      continue_ = std::make_unique<http::response<http::empty_body>>(http::status::continue_, 11);
-      http::async_write(stream_, *continue_,
-                        [self = shared_from_this()](beast::error_code ec, size_t) {
-                          if (ec) return self->Close();
-                          self->ReadBody();
-                        });
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      net::async_write(socket_, net::buffer(kContinue.data(), kContinue.size()),
+                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                         if (ec) return self->OnReadError(ec);
+                         self->ReadBody();
+                       });
       return;
     }
     ReadBody();
   }
 
   void ReadBody() {
-    http::async_read(stream_, buffer_, *parser_,
+    http::async_read(socket_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        if (ec) return self->OnReadError(ec);
                        self->OnRequest();
@@ -143,13 +181,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnReadError(beast::error_code ec) {
     keep_alive_ = false;
+    if (timed_out_) {
+      metrics().RequestRejected(HttpMetrics::Rejection::kTimeout);
+      return WriteError(408, "request not received within the read timeout");
+    }
     if (ec == http::error::end_of_stream || ec == net::error::eof ||
         ec == net::error::connection_reset || ec == net::error::operation_aborted) {
       return Close();
-    }
-    if (ec == beast::error::timeout) {
-      metrics().RequestRejected(HttpMetrics::Rejection::kTimeout);
-      return WriteError(408, "request not received within the read timeout");
     }
     if (ec == http::error::body_limit) {
       metrics().RequestRejected(HttpMetrics::Rejection::kBodyTooLarge);
@@ -168,6 +206,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnRequest() {
     http::request<http::string_body> req = parser_->release();
     keep_alive_ = req.keep_alive();
+    http10_ = req.version() < 11;
     ApiRequest request;
     request.method = req.method();
     request.target = std::string(req.target());
@@ -175,13 +214,13 @@ class Session : public std::enable_shared_from_this<Session> {
     auto auth = req.find(http::field::authorization);
     if (auth != req.end()) request.authorization = std::string(auth->value());
     busy_ = true;
-    // No timer while the service works: an enqueue may wait for an fsync.
-    stream_.expires_never();
+    // No deadline while the service works: an enqueue may wait for an fsync.
+    SetDeadline(Clock::time_point::max());
     // The answer may come from an engine thread: post it back to this connection's strand. The
     // Shared copy keeps the io_context alive for that post even if the server is gone.
     shared_->service->Handle(std::move(request), [self = shared_from_this(),
                                                   shared = shared_](ApiResponse response) mutable {
-      auto executor = self->stream_.get_executor();
+      Strand executor = self->socket_.get_executor();
       net::dispatch(executor, [self = std::move(self), response = std::move(response)]() mutable {
         self->Write(std::move(response));
       });
@@ -192,48 +231,71 @@ class Session : public std::enable_shared_from_this<Session> {
     ApiResponse r;
     r.status = status;
     r.body = DetailJson(detail);
-    if (status >= 400 && status != 503)
+    if (status >= 400 && status != 503) {
       metrics().Record(shared_->service->unmatched_route(), static_cast<int>(status), 0);
+    }
     Write(std::move(r));
   }
 
+  // Serialises the answer by hand into one buffer: the fixed header set needs no field
+  // container, and one buffer is one send.
   void Write(ApiResponse r) {
     busy_ = true;
-    res_ = {};
-    res_.version(11);
-    res_.result(r.status);
-    res_.set(http::field::server, "bmos-taskd");
-    res_.set(http::field::content_type, r.content_type);
-    if (!r.allow.empty()) res_.set(http::field::allow, r.allow);
-    if (r.bearer_challenge) res_.set(http::field::www_authenticate, "Bearer");
-    res_.keep_alive(keep_alive_ && !closing_);
-    res_.body() = std::move(r.body);
-    res_.prepare_payload();
-    stream_.expires_after(options().read_timeout);
-    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      self->busy_ = false;
-      if (ec || !self->res_.keep_alive()) return self->Close();
-      self->WaitForRequest();
-    });
+    const bool keep = keep_alive_ && !closing_;
+    keep_alive_ = keep;
+    out_.clear();
+    out_.reserve(160 + r.body.size() + r.allow.size());
+    out_.append("HTTP/1.1 ");
+    out_.append(std::to_string(r.status));
+    out_.push_back(' ');
+    const std::string_view reason = http::obsolete_reason(static_cast<http::status>(r.status));
+    out_.append(reason.data(), reason.size());
+    out_.append("\r\nServer: bmos-taskd\r\nContent-Type: ");
+    out_.append(r.content_type);
+    out_.append("\r\nContent-Length: ");
+    out_.append(std::to_string(r.body.size()));
+    if (!r.allow.empty()) out_.append("\r\nAllow: ").append(r.allow);
+    if (r.bearer_challenge) out_.append("\r\nWWW-Authenticate: Bearer");
+    if (!keep) {
+      out_.append("\r\nConnection: close");
+    } else if (http10_) {
+      out_.append("\r\nConnection: keep-alive");
+    }
+    out_.append("\r\n\r\n");
+    out_.append(r.body);
+    SetDeadline(Clock::now() + options().read_timeout);
+    net::async_write(socket_, net::buffer(out_),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->busy_ = false;
+                       if (ec || !self->keep_alive_) return self->Close();
+                       self->WaitForRequest();
+                     });
   }
 
   void Close() {
+    if (closed_) return;
+    closed_ = true;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.close();
+    timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    socket_.close(ec);
   }
 
-  beast::tcp_stream stream_;
+  Socket socket_;
+  Timer timer_;
   std::shared_ptr<Shared> shared_;
   const bool over_limit_;
-  static constexpr size_t kReadChunk = 16 * 1024;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::unique_ptr<http::response<http::empty_body>> continue_;
-  http::response<http::string_body> res_;
+  std::string out_;  // the answer being written
+  Clock::time_point deadline_ = Clock::time_point::max();
+  bool timer_armed_ = false;
+  bool timed_out_ = false;  // the current phase's deadline passed
   bool keep_alive_ = true;
+  bool http10_ = false;
   bool busy_ = false;     // a request is being answered
   bool closing_ = false;  // close after the answer in progress
+  bool closed_ = false;
 };
 
 }  // namespace
@@ -249,7 +311,7 @@ struct Server::Impl {
 
   void Accept() {
     acceptor->async_accept(
-        net::make_strand(shared->ioc), [this](beast::error_code ec, tcp::socket socket) {
+        net::make_strand(shared->ioc), [this](beast::error_code ec, Socket socket) {
           if (ec == net::error::operation_aborted) return;  // closed
           if (!ec) {
             beast::error_code ignored;
