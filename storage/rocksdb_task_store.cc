@@ -316,8 +316,10 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     Encode(records, &req);
     req.waited = true;
     req.done = then;
-    Submit(&req);
-    WaitFinished(req);
+    if (!CommitInlineIfIdle(&req)) {
+      Submit(&req);
+      WaitFinished(req);
+    }
     return req.status;
   }
 
@@ -331,7 +333,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     req->done = done;
     req->detached = done == nullptr;
     req->needs_sync = !req->detached;
-    Submit(req);
+    if (!CommitInlineIfIdle(req)) Submit(req);
   }
 
   Status Health() const override {
@@ -508,6 +510,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     s.commits = commits_.load(std::memory_order_relaxed);
     s.writes = committed_writes_.load(std::memory_order_relaxed);
     s.records = committed_records_.load(std::memory_order_relaxed);
+    s.inline_commits = inline_commits_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -643,6 +646,33 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     req->records = static_cast<uint32_t>(records.size());
   }
 
+  // In `async` mode, a write that finds the store idle (nothing queued, nothing committing) is
+  // committed on the caller's thread: it would be the commit thread's whole next batch anyway,
+  // and the hand-off (a wake-up of the commit thread, and of the caller for the answer) costs
+  // more than the write itself, which takes no fsync. Writes that arrive meanwhile queue for the
+  // commit thread, which starts once this commit is done, so writes stay in submission order.
+  // Not in `sync`: the caller would hold the fsync alone instead of sharing the next one.
+  // True if `req` was committed and answered here.
+  bool CommitInlineIfIdle(Request* req) {
+    if (options_.durability != Durability::kAsync) return false;
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      if (!queue_.empty() || committing_ || stopping_) return false;
+      committing_ = true;
+    }
+    Request* one[1] = {req};
+    Commit(std::span<Request*>(one, 1), /*wake_waiters=*/false);
+    bool wake;
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      committing_ = false;
+      wake = committer_idle_ && !queue_.empty();
+    }
+    if (wake) queue_cv_.notify_one();
+    inline_commits_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
   void Submit(Request* req) {
     // A writer that waits (Write, Flush) is urgent; callback writes may wait a little for
     // company (see CommitLoop).
@@ -681,7 +711,13 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       {
         std::unique_lock<std::mutex> lock(queue_mu_);
         committer_idle_ = true;
-        queue_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+        // Not while a caller commits inline (CommitInlineIfIdle): its write came first.
+        queue_cv_.wait(lock, [&] { return (!queue_.empty() && !committing_) || stopping_; });
+        while (committing_) {  // stopping, and a caller is still committing
+          lock.unlock();
+          std::this_thread::yield();
+          lock.lock();
+        }
         if (!queue_urgent_ && !stopping_ && options_.durability == Durability::kSync) {
           // Only outcome and start records are waiting: give them up to kLazyCommit to share
           // the fsync of the next enqueue instead of taking one of their own, which the next
@@ -694,6 +730,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         batch.swap(queue_);
         queue_urgent_ = false;
         urgent_pending_.store(0, std::memory_order_relaxed);
+        committing_ = true;
       }
       size_t begin = 0;
       while (begin < batch.size()) {
@@ -706,6 +743,10 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         begin = end;
       }
       batch.clear();
+      {
+        std::lock_guard<std::mutex> lock(queue_mu_);
+        committing_ = false;
+      }
     }
   }
 
@@ -745,11 +786,15 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     return db_->Get(rocksdb::ReadOptions(), cf_[kDone], codec::IdKey(id), &value).ok();
   }
 
-  void Commit(std::span<Request*> requests) {
+  // Writes `requests` as one WriteBatch and answers them. Runs on one thread at a time: the
+  // commit thread, or a caller committing inline (`committing_` says who). `wake_waiters`: wake
+  // the waited writers (false when the only one is the calling thread itself).
+  void Commit(std::span<Request*> requests, bool wake_waiters = true) {
     if (needs_reopen_) {
       if (Status s = RecoverFromWriteError(); !s.ok()) {
         Answer(requests,
-               Status(s.code(), s.message() + " (writes resume once the store can be reopened)"));
+               Status(s.code(), s.message() + " (writes resume once the store can be reopened)"),
+               wake_waiters);
         return;
       }
     }
@@ -815,11 +860,11 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       }
     }
     if (status.ok()) committed_writes_.fetch_add(requests.size(), std::memory_order_relaxed);
-    Answer(requests, status);
+    Answer(requests, status, wake_waiters);
   }
 
   // Tells every request of a commit its outcome; callback and detached requests are freed.
-  void Answer(std::span<Request*> requests, const Status& status) {
+  void Answer(std::span<Request*> requests, const Status& status, bool wake_waiters) {
     bool woke_any = false;
     for (Request* r : requests) {
       if (r->done != nullptr) r->done->OnWritten(status);
@@ -834,7 +879,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         delete r;
       }
     }
-    if (woke_any) {
+    if (woke_any && wake_waiters) {
       // One wake-up call for every writer this commit answered, instead of one each: the
       // commit thread is not preempted dozens of times while it hands out results.
       answered_.fetch_add(1, std::memory_order_release);
@@ -954,6 +999,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   std::condition_variable queue_cv_;
   std::vector<Request*> queue_;              // GUARDED_BY(queue_mu_)
   bool committer_idle_ = false;              // GUARDED_BY(queue_mu_)
+  bool committing_ = false;                  // GUARDED_BY(queue_mu_): a Commit is running
   bool queue_urgent_ = false;                // GUARDED_BY(queue_mu_): a waiting writer is in queue_
   std::atomic<uint32_t> urgent_pending_{0};  // queue_urgent_, for the commit thread's spin
   std::atomic<bool> stopping_flag_{false};   // stopping_, likewise
@@ -983,6 +1029,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   uint64_t purged_since_compaction_ = 0;  // GUARDED_BY(purge_mu_)
 
   std::atomic<uint64_t> commits_{0}, committed_writes_{0}, committed_records_{0};
+  std::atomic<uint64_t> inline_commits_{0};
   // Bumped after each commit that answered waiting writers; they sleep on it.
   std::atomic<uint32_t> answered_{0};
 

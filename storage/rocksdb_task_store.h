@@ -68,6 +68,8 @@ struct CommitStats {
   uint64_t commits = 0;  // WriteBatches written (each one WAL write, and one fsync in sync mode)
   uint64_t writes = 0;   // Write / WriteAsync calls committed
   uint64_t records = 0;  // records committed
+  // Commits made on the writer's own thread because the store was idle (`async` only).
+  uint64_t inline_commits = 0;
 };
 
 class RocksDbTaskStore : public TaskStore {

@@ -374,6 +374,61 @@ TEST(RocksDbTaskStore, AsyncWritesApplyInOrderAndFlushWaitsForThem) {
   EXPECT_TRUE(live.empty());
 }
 
+// `async`: a write that finds the store idle is committed on the writer's thread; writes that
+// come meanwhile queue for the commit thread. Per-writer order and every record must survive the
+// mix, and a lone sequential writer commits inline every time.
+TEST(RocksDbTaskStore, AsyncIdleWritesCommitInlineAndConcurrentOnesKeepTheirOrder) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path(), Durability::kAsync);
+  for (uint64_t i = 0; i < 50; ++i) ASSERT_TRUE(WriteOne(*store, MakeRecord(i)).ok());
+  EXPECT_EQ(store->commit_stats().inline_commits, 50u);
+
+  constexpr int kThreads = 8, kPerThread = 60;
+  std::vector<std::thread> threads;
+  RecordingCallback cb;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      // Each thread walks its own tasks through a state sequence, alternating waited and
+      // callback writes; the last write of each task must win.
+      for (int i = 0; i < kPerThread; ++i) {
+        const TaskRecord r = MakeRecord(1000 + static_cast<uint64_t>(t * kPerThread + i));
+        for (S state : {S::kPending, S::kRunning, S::kRetrying, S::kPending, S::kRunning}) {
+          TaskRecord next = With(r, state);
+          if (i % 2 == 0) {
+            store->WriteAsync({&next, 1}, &cb);
+          } else {
+            EXPECT_TRUE(WriteOne(*store, next).ok());
+          }
+        }
+        TaskRecord done = With(r, i % 3 == 0 ? S::kFailed : S::kCompleted);
+        store->WriteAsync({&done, 1}, &cb);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(store->Flush().ok());
+  {
+    std::lock_guard<std::mutex> lock(cb.mu);
+    // Even tasks: 5 callback writes and the final one; odd tasks: the final one.
+    EXPECT_EQ(cb.statuses.size(),
+              static_cast<size_t>(kThreads * (kPerThread / 2 * 6 + kPerThread / 2)));
+    for (const Status& s : cb.statuses) EXPECT_TRUE(s.ok()) << s.ToString();
+  }
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      auto r = store->Get(IdFor(1000 + static_cast<uint64_t>(t * kPerThread + i)));
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(r->state, i % 3 == 0 ? S::kFailed : S::kCompleted);
+    }
+  }
+  auto counts = store->Counts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(Count(*counts, "default", S::kPending), 50u);
+  EXPECT_EQ(Count(*counts, "default", S::kFailed) + Count(*counts, "default", S::kCompleted),
+            static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_EQ(Count(*counts, "default", S::kRunning), 0u);
+}
+
 TEST(RocksDbTaskStore, SecondOpenOfTheSameDirectoryIsRefused) {
   TempDir dir;
   auto first = OpenOrDie(dir.path());
