@@ -9,6 +9,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev librocksdb-dev
   libsimdjson-dev libssl-dev
   libfmt-dev
+  libhowardhinnant-date-dev tzdata
   clang-14 libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
