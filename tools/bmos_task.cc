@@ -2,11 +2,11 @@
 //
 // main() dispatches to a command group or an HTTP command:
 //   store   (a group) reads a task store directory directly, without a server (dump, stats)
+//   schedule (a group) checks a trigger locally: `schedule preview` prints its next fire times
 //   enqueue, get, cancel, list, stats, wait, token
 //           talk to a running bmos-taskd over HTTP through bmos::api::HttpClient (token only
 //           mints a JWT from the server's secret)
-// Later groups (`schedule preview`, ...) are added to kGroups; later HTTP commands to
-// kHttpCommands.
+// Later groups are added to kGroups; later HTTP commands to kHttpCommands.
 //
 // Exit status: 0 on success, 1 when the work itself failed (the store cannot be opened or read,
 // the server answered an error or could not be reached, stdout cannot be written), 2 on bad
@@ -44,6 +44,7 @@
 
 #include "api/http_client.h"
 #include "api/jwt.h"
+#include "engine/trigger.h"
 #include "storage/rocksdb_task_store.h"
 #include "storage/status.h"
 #include "storage/task_record.h"
@@ -99,6 +100,8 @@ void PrintStoreUsage(FILE* out) {
 // -- Command groups ----------------------------------------------------------------------------
 
 int RunStoreGroup(Args args);
+int RunScheduleGroup(Args args);
+void PrintScheduleUsage(FILE* out);
 
 struct CommandGroup {
   std::string_view name;
@@ -108,6 +111,7 @@ struct CommandGroup {
 
 constexpr CommandGroup kGroups[] = {
     {"store", RunStoreGroup, PrintStoreUsage},
+    {"schedule", RunScheduleGroup, PrintScheduleUsage},
 };
 
 void PrintHttpUsage(FILE* out);
@@ -480,6 +484,115 @@ int RunStoreGroup(Args args) {
   std::fprintf(stderr,
                "bmos-task store: unknown command '%.*s' (commands: dump, stats; try "
                "'bmos-task store --help')\n",
+               static_cast<int>(command.size()), command.data());
+  return kExitUsage;
+}
+
+// -- schedule ----------------------------------------------------------------------------------
+
+void PrintScheduleUsage(FILE* out) {
+  std::fputs(
+      "bmos-task schedule: check a timetable locally, without a server.\n"
+      "\n"
+      "  bmos-task schedule preview --type cron|interval|date --trigger JSON --from ISO\n"
+      "                             [--count N] [--tz ZONE]\n"
+      "      Print the next N fire times of the trigger, one ISO 8601 instant with its UTC\n"
+      "      offset per line, in the trigger's time zone. The first is the earliest fire time\n"
+      "      at or after --from (a fire time equal to --from counts). An interval trigger\n"
+      "      without start_date counts from --from, as if the job were created then.\n"
+      "      --type T       cron, interval or date\n"
+      "      --trigger JSON the trigger config as BMOS sends it, e.g. '{\"hour\": 2, \"minute\": "
+      "0}'\n"
+      "                     or '{\"crontab\": \"0 2 * * 1-5\"}'\n"
+      "      --from ISO     the start: 2026-03-29T01:00:00+01:00, 2026-03-29 01:00 (wall time in\n"
+      "                     the zone), ...\n"
+      "      --count N      how many fire times (1..10000; default 10)\n"
+      "      --tz ZONE      the default IANA time zone (a \"timezone\" field of the trigger wins;\n"
+      "                     default UTC)\n"
+      "      An invalid trigger exits 2 with the reason (naming the field) on stderr. Fewer\n"
+      "      than N lines mean the trigger never fires again after the last one.\n",
+      out);
+}
+
+int RunSchedulePreview(Args args) {
+  const std::string command = "bmos-task schedule preview";
+  static constexpr FlagSpec kSpecs[] = {
+      {"--type", true}, {"--trigger", true}, {"--from", true}, {"--count", true}, {"--tz", true}};
+  ParsedFlags flags;
+  bool help = false;
+  if (!ParseFlags(command, args, kSpecs, &flags, &help)) return kExitUsage;
+  if (help) {
+    PrintScheduleUsage(stdout);
+    return kExitOk;
+  }
+  for (std::string_view required : {"--type", "--trigger", "--from"}) {
+    if (!Flag(flags, required)) {
+      std::fprintf(stderr, "%s: %.*s is required (try --help)\n", command.c_str(),
+                   static_cast<int>(required.size()), required.data());
+      return kExitUsage;
+    }
+  }
+  Result<bmos::engine::TriggerType> type = bmos::engine::ParseTriggerType(*Flag(flags, "--type"));
+  if (!type.ok()) {
+    std::fprintf(stderr, "%s: --type: %s\n", command.c_str(), type.status().message().c_str());
+    return kExitUsage;
+  }
+  int64_t count = 10;
+  if (std::optional<std::string_view> c = Flag(flags, "--count")) {
+    auto [end, ec] = std::from_chars(c->data(), c->data() + c->size(), count);
+    if (ec != std::errc() || end != c->data() + c->size() || count < 1 || count > 10'000) {
+      std::fprintf(stderr, "%s: --count: must be an integer in 1..10000\n", command.c_str());
+      return kExitUsage;
+    }
+  }
+  const std::string tz(Flag(flags, "--tz").value_or("UTC"));
+  boost::system::error_code ec;
+  json::value config = json::parse(*Flag(flags, "--trigger"), ec);
+  if (ec || !config.is_object()) {
+    std::fprintf(stderr, "%s: --trigger: not a JSON object%s%s\n", command.c_str(), ec ? ": " : "",
+                 ec ? ec.message().c_str() : "");
+    return kExitUsage;
+  }
+  Result<int64_t> from = bmos::engine::ParseDateTime(*Flag(flags, "--from"), tz);
+  if (!from.ok()) {
+    std::fprintf(stderr, "%s: --from: %s\n", command.c_str(), from.status().message().c_str());
+    return kExitUsage;
+  }
+  bmos::engine::TriggerParseOptions options;
+  options.default_timezone = tz;
+  options.created_at_micros = *from;
+  Result<std::unique_ptr<bmos::engine::Trigger>> trigger =
+      bmos::engine::Trigger::Parse(*type, config.as_object(), options);
+  if (!trigger.ok()) {
+    std::fprintf(stderr, "%s: invalid trigger: %s\n", command.c_str(),
+                 trigger.status().message().c_str());
+    return kExitUsage;
+  }
+  int64_t at = *from;
+  for (int64_t i = 0; i < count; ++i) {
+    std::optional<int64_t> next = (*trigger)->NextFireTime(at);
+    if (!next) break;
+    if (!WriteLine((*trigger)->FormatTime(*next))) break;
+    at = *next + 1;
+  }
+  return FinishStdout(command);
+}
+
+int RunScheduleGroup(Args args) {
+  if (args.empty()) {
+    std::fputs("bmos-task schedule: missing command (preview)\n\n", stderr);
+    PrintScheduleUsage(stderr);
+    return kExitUsage;
+  }
+  const std::string_view command = args[0];
+  if (IsHelp(command)) {
+    PrintScheduleUsage(stdout);
+    return kExitOk;
+  }
+  if (command == "preview") return RunSchedulePreview(args.subspan(1));
+  std::fprintf(stderr,
+               "bmos-task schedule: unknown command '%.*s' (commands: preview; try "
+               "'bmos-task schedule --help')\n",
                static_cast<int>(command.size()), command.data());
   return kExitUsage;
 }

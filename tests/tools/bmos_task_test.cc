@@ -31,8 +31,8 @@
 #include "api/jwt.h"
 #include "storage/rocksdb_task_store.h"
 #include "storage/task_record.h"
-#include "tests/storage/store_test_util.h"
 #include "tests/api/fake_http_server.h"
+#include "tests/storage/store_test_util.h"
 
 extern char** environ;
 
@@ -614,6 +614,57 @@ void ExpectStoreError(const std::string& data_dir, const std::string& says) {
     EXPECT_NE(r.err.find(data_dir), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
   }
+}
+
+// -- schedule preview: computed locally, no server.
+
+TEST(BmosTaskSchedule, PreviewPrintsFireTimesWithOffsetsAcrossDaylightSaving) {
+  RunResult r =
+      RunTool({"schedule", "preview", "--type", "cron", "--trigger", R"({"hour": 2, "minute": 30})",
+               "--from", "2026-03-28T02:30:00+01:00", "--count", "3", "--tz", "Europe/Berlin"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // The first line is --from itself (a fire time equal to --from counts); 02:30 does not exist on
+  // 2026-03-29 in Berlin, so that run fires at the first instant after the gap.
+  EXPECT_EQ(r.out,
+            "2026-03-28T02:30:00+01:00\n2026-03-29T03:00:00+02:00\n2026-03-30T02:30:00+02:00\n");
+}
+
+TEST(BmosTaskSchedule, PreviewOfCrontabIntervalAndDate) {
+  RunResult cron = RunTool({"schedule", "preview", "--type", "cron", "--trigger",
+                            R"({"crontab": "0 9 * * 0"})", "--from", "2026-11-29", "--count", "2"});
+  EXPECT_EQ(cron.exit_code, 0) << cron.err;
+  EXPECT_EQ(cron.out, "2026-11-29T09:00:00+00:00\n2026-12-06T09:00:00+00:00\n");  // 0 = Sunday
+  RunResult interval =
+      RunTool({"schedule", "preview", "--type", "interval", "--trigger", R"({"minutes": 90})",
+               "--from", "2026-01-01T00:00:00Z", "--count", "2"});
+  EXPECT_EQ(interval.exit_code, 0) << interval.err;
+  EXPECT_EQ(interval.out, "2026-01-01T01:30:00+00:00\n2026-01-01T03:00:00+00:00\n");
+  // A date trigger fires once: fewer lines than asked for.
+  RunResult date = RunTool({"schedule", "preview", "--type", "date", "--trigger",
+                            R"({"run_date": "2026-12-24 18:00", "timezone": "America/New_York"})",
+                            "--from", "2026-01-01", "--count", "3"});
+  EXPECT_EQ(date.exit_code, 0) << date.err;
+  EXPECT_EQ(date.out, "2026-12-24T18:00:00-05:00\n");
+}
+
+TEST(BmosTaskSchedule, PreviewRefusesAnInvalidTriggerNamingTheField) {
+  RunResult r = RunTool({"schedule", "preview", "--type", "cron", "--trigger", R"({"hour": 24})",
+                         "--from", "2026-01-01"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("hour"), std::string::npos) << r.err;
+  RunResult zone = RunTool({"schedule", "preview", "--type", "cron", "--trigger", "{}", "--from",
+                            "2026-01-01", "--tz", "Mars/Base"});
+  EXPECT_EQ(zone.exit_code, 2);
+  EXPECT_NE(zone.err.find("Mars/Base"), std::string::npos) << zone.err;
+  EXPECT_EQ(RunTool({"schedule", "preview", "--type", "weekly", "--trigger", "{}", "--from",
+                     "2026-01-01"})
+                .exit_code,
+            2);
+  EXPECT_EQ(
+      RunTool({"schedule", "preview", "--type", "cron", "--trigger", "[1]", "--from", "2026-01-01"})
+          .exit_code,
+      2);
 }
 
 TEST(BmosTaskStore, MissingDirectoryIsAnErrorAndIsNotCreated) {
