@@ -646,15 +646,19 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     req->records = static_cast<uint32_t>(records.size());
   }
 
-  // In `async` mode, a write that finds the store idle (nothing queued, nothing committing) is
-  // committed on the caller's thread: it would be the commit thread's whole next batch anyway,
-  // and the hand-off (a wake-up of the commit thread, and of the caller for the answer) costs
-  // more than the write itself, which takes no fsync. Writes that arrive meanwhile queue for the
+  // In `async` mode, a write whose caller waits for the answer (an enqueue) and that finds the
+  // store idle (nothing queued, nothing committing) is committed on the caller's thread: it would
+  // be the commit thread's whole next batch anyway, and the hand-off (a wake-up of the commit
+  // thread, and of the caller for the answer) costs more than the write itself, which takes no
+  // fsync. Writes that arrive meanwhile queue for the
   // commit thread, which starts once this commit is done, so writes stay in submission order.
   // Not in `sync`: the caller would hold the fsync alone instead of sharing the next one.
   // True if `req` was committed and answered here.
   bool CommitInlineIfIdle(Request* req) {
     if (options_.durability != Durability::kAsync) return false;
+    // Only for a writer that waits for the answer (an enqueue): start and outcome records of
+    // workers go to the commit thread, where they share commits with each other.
+    if (!req->waited && (req->done == nullptr || !req->done->caller_waits())) return false;
     {
       std::lock_guard<std::mutex> lock(queue_mu_);
       if (!queue_.empty() || committing_ || stopping_) return false;
