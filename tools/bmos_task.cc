@@ -468,24 +468,41 @@ int RunStoreStats(Args args) {
   return FinishStdout(command);
 }
 
-int RunStoreGroup(Args args) {
+// One command of a group ("dump" of "store").
+struct GroupCommand {
+  std::string_view name;
+  int (*run)(Args args);
+};
+
+// Runs the command of group `group` that args[0] names, with the arguments after it; answers
+// --help, a missing or an unknown command.
+int RunGroupCommand(std::string_view group, std::span<const GroupCommand> commands,
+                    void (*print_usage)(FILE*), Args args) {
+  std::string names;
+  for (const GroupCommand& c : commands) names += (names.empty() ? "" : ", ") + std::string(c.name);
+  const std::string prefix = "bmos-task " + std::string(group);
   if (args.empty()) {
-    std::fputs("bmos-task store: missing command (dump or stats)\n\n", stderr);
-    PrintStoreUsage(stderr);
+    std::fprintf(stderr, "%s: missing command (%s)\n\n", prefix.c_str(), names.c_str());
+    print_usage(stderr);
     return kExitUsage;
   }
   const std::string_view command = args[0];
   if (IsHelp(command)) {
-    PrintStoreUsage(stdout);
+    print_usage(stdout);
     return kExitOk;
   }
-  if (command == "dump") return RunStoreDump(args.subspan(1));
-  if (command == "stats") return RunStoreStats(args.subspan(1));
-  std::fprintf(stderr,
-               "bmos-task store: unknown command '%.*s' (commands: dump, stats; try "
-               "'bmos-task store --help')\n",
-               static_cast<int>(command.size()), command.data());
+  for (const GroupCommand& c : commands) {
+    if (c.name == command) return c.run(args.subspan(1));
+  }
+  std::fprintf(stderr, "%s: unknown command '%.*s' (commands: %s; try '%s --help')\n",
+               prefix.c_str(), static_cast<int>(command.size()), command.data(), names.c_str(),
+               prefix.c_str());
   return kExitUsage;
+}
+
+int RunStoreGroup(Args args) {
+  static constexpr GroupCommand kCommands[] = {{"dump", RunStoreDump}, {"stats", RunStoreStats}};
+  return RunGroupCommand("store", kCommands, PrintStoreUsage, args);
 }
 
 // -- schedule ----------------------------------------------------------------------------------
@@ -579,22 +596,8 @@ int RunSchedulePreview(Args args) {
 }
 
 int RunScheduleGroup(Args args) {
-  if (args.empty()) {
-    std::fputs("bmos-task schedule: missing command (preview)\n\n", stderr);
-    PrintScheduleUsage(stderr);
-    return kExitUsage;
-  }
-  const std::string_view command = args[0];
-  if (IsHelp(command)) {
-    PrintScheduleUsage(stdout);
-    return kExitOk;
-  }
-  if (command == "preview") return RunSchedulePreview(args.subspan(1));
-  std::fprintf(stderr,
-               "bmos-task schedule: unknown command '%.*s' (commands: preview; try "
-               "'bmos-task schedule --help')\n",
-               static_cast<int>(command.size()), command.data());
-  return kExitUsage;
+  static constexpr GroupCommand kCommands[] = {{"preview", RunSchedulePreview}};
+  return RunGroupCommand("schedule", kCommands, PrintScheduleUsage, args);
 }
 
 // -- HTTP commands -----------------------------------------------------------------------------

@@ -559,16 +559,33 @@ TEST(BmosTask, NoArgumentsIsAUsageError) {
   EXPECT_NE(r.err.find("missing command"), std::string::npos) << r.err;
 }
 
+// A bad command line and what stderr must say about it.
+struct UsageCase {
+  std::vector<std::string> args;
+  std::vector<std::string> says;  // each must appear in stderr
+};
+
+// Each case exits 2, prints nothing on stdout and names the problem on stderr.
+void ExpectUsageErrors(const std::vector<UsageCase>& cases) {
+  for (const UsageCase& c : cases) {
+    std::string line;
+    for (const std::string& a : c.args) line += a + " ";
+    SCOPED_TRACE(line);
+    RunResult r = RunTool(c.args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(r.out, "");
+    for (const std::string& want : c.says) {
+      EXPECT_NE(r.err.find(want), std::string::npos) << "no '" << want << "' in: " << r.err;
+    }
+  }
+}
+
 // Each bad command line exits 2, prints nothing on stdout and names the problem on stderr.
 TEST(BmosTask, BadUsageExitsTwoAndNamesTheProblem) {
   TempDir dir("bmos-task-usage");
   ASSERT_NE(OpenWriter(dir.path()), nullptr);
   const std::string d = dir.path();
-  struct Case {
-    std::vector<std::string> args;
-    std::vector<std::string> says;  // each must appear in stderr
-  };
-  const std::vector<Case> cases = {
+  const std::vector<UsageCase> cases = {
       {{"frobnicate"}, {"unknown command", "'frobnicate'"}},
       {{"store", "compact", "--data-dir", d}, {"unknown command", "'compact'"}},
       {{"store", "dump", "--data-dir", d, "--bogus"}, {"unknown flag", "'--bogus'"}},
@@ -590,17 +607,7 @@ TEST(BmosTask, BadUsageExitsTwoAndNamesTheProblem) {
        {"--limit", "more than once"}},
       {{"store", "stats", "--data-dir", d, "--json=yes"}, {"--json", "takes no value"}},
   };
-  for (const Case& c : cases) {
-    std::string line;
-    for (const std::string& a : c.args) line += a + " ";
-    SCOPED_TRACE(line);
-    RunResult r = RunTool(c.args);
-    EXPECT_EQ(r.exit_code, 2) << r.err;
-    EXPECT_EQ(r.out, "");
-    for (const std::string& want : c.says) {
-      EXPECT_NE(r.err.find(want), std::string::npos) << "no '" << want << "' in: " << r.err;
-    }
-  }
+  ExpectUsageErrors(cases);
 }
 
 // -- Stores that cannot be opened --------------------------------------------------------------
@@ -1111,11 +1118,7 @@ TEST(BmosTaskHttp, BadUsageExitsTwoAndSendsNothing) {
   FakeHttpServer server([](const Seen&) { return JsonReply("{}"); });
   ASSERT_TRUE(server.ok());
   const std::string u = server.url();
-  struct Case {
-    std::vector<std::string> args;
-    std::vector<std::string> says;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<UsageCase> cases = {
       {{"enqueue", "--url", u}, {"missing task NAME"}},
       {{"enqueue", "a", "b", "--url", u}, {"unexpected argument 'b'"}},
       {{"enqueue", "a", "--bogus", "--url", u}, {"unknown flag", "'--bogus'"}},
@@ -1143,17 +1146,7 @@ TEST(BmosTaskHttp, BadUsageExitsTwoAndSendsNothing) {
       {{"--url", u, "frob"}, {"unknown command", "'frob'"}},
       {{"--url", u, "store", "stats"}, {"'store'", "bmos-task store --help"}},
   };
-  for (const Case& c : cases) {
-    std::string line;
-    for (const std::string& a : c.args) line += a + " ";
-    SCOPED_TRACE(line);
-    RunResult r = RunTool(c.args);
-    EXPECT_EQ(r.exit_code, 2) << r.err;
-    EXPECT_EQ(r.out, "");
-    for (const std::string& want : c.says) {
-      EXPECT_NE(r.err.find(want), std::string::npos) << "no '" << want << "' in: " << r.err;
-    }
-  }
+  ExpectUsageErrors(cases);
   EXPECT_TRUE(server.requests().empty());
 }
 
