@@ -1220,6 +1220,29 @@ EngineStats EngineImpl::Stats() const {
     p.p99_ms = static_cast<double>(h.Quantile(0.99)) / 1000.0;
     p.p999_ms = static_cast<double>(h.Quantile(0.999)) / 1000.0;
     p.max_ms = static_cast<double>(h.max) / 1000.0;
+    // Fixed Prometheus buckets from the log-linear ones: each log-linear bucket counts at its
+    // lower bound, in the first fixed bucket whose bound holds it, and in all later ones.
+    constexpr auto& bounds = EngineStats::kBucketBoundsMs;
+    std::array<uint64_t, bounds.size()> own{};
+    double sum_us = 0;
+    for (int i = 0; i < internal::Histogram::kBuckets; ++i) {
+      const uint64_t n = h.buckets[static_cast<size_t>(i)];
+      if (n == 0) continue;
+      const double lower_us = static_cast<double>(internal::Histogram::LowerBound(i));
+      sum_us += lower_us * static_cast<double>(n);
+      for (size_t b = 0; b < bounds.size(); ++b) {
+        if (lower_us <= bounds[b] * 1000.0) {
+          own[b] += n;
+          break;
+        }
+      }
+    }
+    uint64_t running = 0;
+    for (size_t b = 0; b < bounds.size(); ++b) {
+      running += own[b];
+      p.buckets[b] = running;
+    }
+    p.sum_ms = sum_us / 1000.0;
   };
   fill(queue_wait, s.queue_wait);
   fill(run_time, s.run_time);

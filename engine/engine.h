@@ -87,9 +87,20 @@ struct EngineStats {
     int busy = 0;  // workers running a handler now
     int idle = 0;  // workers - busy
   };
+  // Upper bounds (ms) of the cumulative buckets in Percentiles::buckets (Prometheus histograms).
+  static constexpr std::array<double, 20> kBucketBoundsMs = {
+      0.05, 0.1, 0.25, 0.5,  1,    2.5,  5,     10,    25,    50,
+      100,  250, 500,  1000, 2500, 5000, 10000, 30000, 60000, 300000};
   struct Percentiles {
     uint64_t count = 0;  // samples in the histogram since open
     double p50_ms = 0, p90_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
+    // buckets[i]: samples <= kBucketBoundsMs[i] (cumulative), to the engine histogram's ~6%
+    // resolution (a sample counts at the lower bound of its log-linear bucket). Samples above
+    // the last bound are only in `count`.
+    std::array<uint64_t, kBucketBoundsMs.size()> buckets{};
+    // Sum of the samples, each taken at the lower bound of its log-linear bucket: within ~6%
+    // below the true sum.
+    double sum_ms = 0;
   };
   std::vector<Group> groups{};
   // Tasks per queue and state, from the store (terminal ones until retention purges them).

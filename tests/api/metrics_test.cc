@@ -236,8 +236,23 @@ engine::EngineStats SampleStats() {
   s.failed = 3;
   s.retried = 7;
   s.cancelled = 4;
-  s.queue_wait = {110, 0.25, 1.5, 4, 9.5, 12};
-  s.run_time = {103, 10, 20, 40, 80, 123.5};
+  s.queue_wait.count = 110;
+  s.queue_wait.p50_ms = 0.25;
+  s.queue_wait.p90_ms = 1.5;
+  s.queue_wait.p99_ms = 4;
+  s.queue_wait.p999_ms = 9.5;
+  s.queue_wait.max_ms = 12;
+  // Cumulative: 10 samples <= 0.05 ms, 100 <= 1 ms, all 110 <= 25 ms.
+  s.queue_wait.buckets.fill(110);
+  for (size_t i = 0; i < 5; ++i) s.queue_wait.buckets[i] = i == 0 ? 10 : 100;
+  for (size_t i = 5; i < 8; ++i) s.queue_wait.buckets[i] = 105;
+  s.queue_wait.sum_ms = 66;
+  s.run_time.count = 103;
+  s.run_time.p50_ms = 10;
+  s.run_time.p90_ms = 20;
+  s.run_time.p99_ms = 40;
+  s.run_time.p999_ms = 80;
+  s.run_time.max_ms = 123.5;
   s.live_tasks = 9;
   return s;
 }
@@ -284,9 +299,21 @@ TEST(EngineMetrics, RendersEveryFamily) {
       "bmos_task_run_seconds_max 0.1235",
       "# TYPE bmos_live_tasks gauge",
       "bmos_live_tasks 9",
+      "# TYPE bmos_task_queue_wait_duration_seconds histogram",
+      R"(bmos_task_queue_wait_duration_seconds_bucket{le="5e-05"} 10)",
+      R"(bmos_task_queue_wait_duration_seconds_bucket{le="0.001"} 100)",
+      R"(bmos_task_queue_wait_duration_seconds_bucket{le="0.01"} 105)",
+      R"(bmos_task_queue_wait_duration_seconds_bucket{le="0.025"} 110)",
+      R"(bmos_task_queue_wait_duration_seconds_bucket{le="300"} 110)",
+      R"(bmos_task_queue_wait_duration_seconds_bucket{le="+Inf"} 110)",
+      "bmos_task_queue_wait_duration_seconds_sum 0.066",
+      "bmos_task_queue_wait_duration_seconds_count 110",
+      "# TYPE bmos_task_run_duration_seconds histogram",
+      R"(bmos_task_run_duration_seconds_bucket{le="+Inf"} 103)",
+      "bmos_task_run_duration_seconds_count 103",
   };
   for (const char* line : expected) EXPECT_TRUE(HasLine(out, line)) << line << "\n" << out;
-  // EngineStats keeps no sums.
+  // The summaries carry no _sum (the histograms below them do).
   EXPECT_EQ(out.find("\nbmos_task_queue_wait_seconds_sum"), std::string::npos);
   EXPECT_EQ(out.find("\nbmos_task_run_seconds_sum"), std::string::npos);
 }

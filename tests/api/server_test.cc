@@ -410,6 +410,8 @@ TEST_F(ServerTest, StatsAndMetrics) {
       HasSubstr(R"(bmos_http_requests_total{route="POST /api/v1/tasks/enqueue",code="200"})"));
   EXPECT_THAT(m.body, HasSubstr("bmos_tasks_completed_total"));
   EXPECT_THAT(m.body, HasSubstr("bmos_http_request_duration_seconds_bucket"));
+  EXPECT_THAT(m.body, HasSubstr(R"(bmos_task_run_duration_seconds_bucket{le="+Inf"})"));
+  EXPECT_THAT(m.body, HasSubstr("bmos_task_queue_wait_duration_seconds_sum"));
 }
 
 TEST_F(ServerTest, LargeHeadersWithinTheLimitAreServed) {

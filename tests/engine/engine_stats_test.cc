@@ -157,6 +157,23 @@ TEST(EngineStats, QueueWaitAndRunTimeReflectDurations) {
   EXPECT_GE(s.run_time.p50_ms, 18.0);
   // The third task waited behind two 20 ms tasks on the only worker.
   EXPECT_GE(s.queue_wait.max_ms, 35.0);
+  // The same samples in fixed cumulative buckets (for Prometheus): nothing at or under 10 ms
+  // (each run took >= 20 ms; the log-linear bucket of a sample is within 6% of it).
+  const auto& bounds = EngineStats::kBucketBoundsMs;
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    if (i > 0) {
+      EXPECT_GE(s.run_time.buckets[i], s.run_time.buckets[i - 1]) << i;
+    }
+    if (bounds[i] <= 10.0) {
+      EXPECT_EQ(s.run_time.buckets[i], 0u) << bounds[i];
+    }
+    if (bounds[i] >= 10'000.0) {
+      EXPECT_EQ(s.run_time.buckets[i], 3u) << bounds[i];
+    }
+  }
+  EXPECT_GE(s.run_time.sum_ms, 3 * 18.0);
+  EXPECT_LE(s.run_time.sum_ms, 3 * s.run_time.max_ms);
+  EXPECT_EQ(s.queue_wait.buckets.back(), 3u);
 }
 
 // ----------------------------------------------------------------------------------------------
