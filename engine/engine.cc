@@ -509,7 +509,9 @@ void EngineImpl::SettleKeys(const ReservedKeys& reserved, bool written) {
 
 // Indexed (before the key reservations settle, so an enqueue of the same key that then finds the
 // key finds the task behind it), counted, and dispatched.
-void EngineImpl::Admit(std::span<Prepared> prepared, const std::vector<bool>& create) {
+void EngineImpl::Index(std::span<Prepared> prepared, const std::vector<bool>& create,
+                       std::vector<Admitted>& admitted) {
+  admitted.reserve(prepared.size());
   for (size_t i = 0; i < prepared.size(); ++i) {
     if (!create.empty() && !create[i]) continue;
     Task* t = prepared[i].task.release();
@@ -520,8 +522,18 @@ void EngineImpl::Admit(std::span<Prepared> prepared, const std::vector<bool>& cr
     }
     CountLive(t->queue, TaskState::kCompleted, TaskState::kPending);
     enqueued_.Add();
-    Dispatch(t, prepared[i].run_at_us);
+    admitted.push_back({t, prepared[i].run_at_us});
   }
+}
+
+void EngineImpl::DispatchAll(const std::vector<Admitted>& admitted) {
+  for (const Admitted& a : admitted) Dispatch(a.task, a.run_at_us);
+}
+
+void EngineImpl::Admit(std::span<Prepared> prepared, const std::vector<bool>& create) {
+  std::vector<Admitted> admitted;
+  Index(prepared, create, admitted);
+  DispatchAll(admitted);
 }
 
 void EngineImpl::CollectRecords(std::span<Prepared> prepared, const std::vector<bool>& create,
@@ -588,14 +600,21 @@ class EngineImpl::AsyncEnqueue final : public storage::WriteCallback {
       : engine_(engine), done_(std::move(done)) {}
 
   void OnWritten(const Status& status) override {
-    if (status.ok()) engine_->Admit(prepared, create);
+    std::vector<Admitted> admitted;
+    if (status.ok()) engine_->Index(prepared, create, admitted);
     engine_->SettleKeys(reserved, status.ok());
+    EngineImpl* engine = engine_;
     EnqueueCallback done = std::move(done_);
     Result<std::vector<EnqueueResult>> answer =
         status.ok() ? Result<std::vector<EnqueueResult>>(std::move(results))
                     : Result<std::vector<EnqueueResult>>(status);
-    delete this;  // before `done`, which may destroy what the engine pointer leads to
+    delete this;
     done(std::move(answer));
+    // The tasks go to the workers after the answer: waking a worker (and, on a small machine,
+    // the worker taking the CPU) then no longer delays the client. They are indexed and
+    // counted already, so Get, List, Cancel and Stats see them from the answer on. The engine
+    // is still alive: Stop flushes the store, which waits for this callback to return.
+    engine->DispatchAll(admitted);
   }
   // A client is waiting for the answer: commit at once rather than lazily.
   bool caller_waits() const override { return true; }

@@ -103,7 +103,18 @@ class EngineImpl final : public TaskRunner {
                    std::vector<bool>& create, ReservedKeys& reserved);
   // Ends the reservations: kept (the tasks exist) when `written`, dropped otherwise.
   void SettleKeys(const ReservedKeys& reserved, bool written);
-  // Indexes, counts and dispatches the tasks to create (`create` empty: all of them).
+  // A task indexed by Index, waiting for DispatchAll.
+  struct Admitted {
+    internal::Task* task;
+    int64_t run_at_us;
+  };
+  // Indexes and counts the tasks to create (`create` empty: all of them) and lists them in
+  // `admitted` for DispatchAll.
+  void Index(std::span<Prepared> prepared, const std::vector<bool>& create,
+             std::vector<Admitted>& admitted);
+  // Hands indexed tasks to the timer or their group.
+  void DispatchAll(const std::vector<Admitted>& admitted);
+  // Index, then DispatchAll.
   void Admit(std::span<Prepared> prepared, const std::vector<bool>& create);
   // The records to write for the tasks to create (none in memory mode).
   void CollectRecords(std::span<Prepared> prepared, const std::vector<bool>& create,
