@@ -2,10 +2,10 @@
 
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <future>
@@ -36,22 +36,33 @@ struct Shared {
   std::mutex mu;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // GUARDED_BY(mu)
   bool stopping = false;                                          // GUARDED_BY(mu)
-  // Declared last, so destroyed first: handlers it destroys may end sessions, which
-  // unregister above.
-  net::io_context ioc;
+  std::atomic<size_t> next_loop{0};  // round-robin of accepted connections over `loops`
+  // One event loop per I/O thread: a connection lives on one loop, so its handlers never run
+  // concurrently (no strand needed) and the loops share no scheduler lock. Destroyed before
+  // everything above: handlers they destroy may end sessions, which unregister above.
+  std::vector<std::unique_ptr<net::io_context>> loops;
 
-  explicit Shared(int threads) : ioc(threads) {}
+  // Keep each loop's run() going while it has no connection yet (Stop ends it with stop()).
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
+
+  explicit Shared(int threads) {
+    for (int i = 0; i < threads; ++i) {
+      // Hint 1: one thread runs each loop (other threads still post into it safely).
+      loops.push_back(std::make_unique<net::io_context>(1));
+      keep_running.push_back(net::make_work_guard(*loops.back()));
+    }
+  }
 };
 
-using Strand = net::strand<net::io_context::executor_type>;
-// The socket and timer carry the strand's concrete type: a type-erased executor
+using Executor = net::io_context::executor_type;
+// The socket and timer carry the loop's concrete executor type: a type-erased executor
 // (any_io_executor) costs a copy and a virtual dispatch in every asynchronous operation.
-using Socket = net::basic_stream_socket<tcp, Strand>;
+using Socket = net::basic_stream_socket<tcp, Executor>;
 using Timer = net::basic_waitable_timer<std::chrono::steady_clock,
-                                        net::wait_traits<std::chrono::steady_clock>, Strand>;
+                                        net::wait_traits<std::chrono::steady_clock>, Executor>;
 using Clock = std::chrono::steady_clock;
 
-// One connection. Every member is touched only on the connection's strand.
+// One connection. Every member is touched only by the thread of the connection's event loop.
 //
 // Timeouts use one lazy timer per connection: each phase (idle wait, request read, answer write)
 // only moves `deadline_`; the timer, armed at most once at a time, wakes at the deadline it was
@@ -216,11 +227,11 @@ class Session : public std::enable_shared_from_this<Session> {
     busy_ = true;
     // No deadline while the service works: an enqueue may wait for an fsync.
     SetDeadline(Clock::time_point::max());
-    // The answer may come from an engine thread: post it back to this connection's strand. The
+    // The answer may come from an engine thread: post it back to this connection's loop. The
     // Shared copy keeps the io_context alive for that post even if the server is gone.
     shared_->service->Handle(std::move(request), [self = shared_from_this(),
                                                   shared = shared_](ApiResponse response) mutable {
-      Strand executor = self->socket_.get_executor();
+      Executor executor = self->socket_.get_executor();
       net::dispatch(executor, [self = std::move(self), response = std::move(response)]() mutable {
         self->Write(std::move(response));
       });
@@ -310,24 +321,28 @@ struct Server::Impl {
   std::atomic<bool> accepting{true};
 
   void Accept() {
-    acceptor->async_accept(
-        net::make_strand(shared->ioc), [this](beast::error_code ec, Socket socket) {
-          if (ec == net::error::operation_aborted) return;  // closed
-          if (!ec) {
-            beast::error_code ignored;
-            socket.set_option(tcp::no_delay(true), ignored);
-            size_t live;
-            {
-              std::lock_guard<std::mutex> lock(shared->mu);
-              live = shared->sessions.size();
-            }
-            auto session = std::make_shared<Session>(std::move(socket), shared,
-                                                     live >= shared->options.max_connections);
-            if (!session->Start()) return;
-          }
-          // Errors of one accept (EMFILE, a reset) do not stop the loop.
-          Accept();
-        });
+    acceptor->async_accept(shared
+                               ->loops[shared->next_loop.fetch_add(1, std::memory_order_relaxed) %
+                                       shared->loops.size()]
+                               ->get_executor(),
+                           [this](beast::error_code ec, Socket socket) {
+                             if (ec == net::error::operation_aborted) return;  // closed
+                             if (!ec) {
+                               beast::error_code ignored;
+                               socket.set_option(tcp::no_delay(true), ignored);
+                               size_t live;
+                               {
+                                 std::lock_guard<std::mutex> lock(shared->mu);
+                                 live = shared->sessions.size();
+                               }
+                               auto session = std::make_shared<Session>(
+                                   std::move(socket), shared,
+                                   live >= shared->options.max_connections);
+                               if (!session->Start()) return;
+                             }
+                             // Errors of one accept (EMFILE, a reset) do not stop the loop.
+                             Accept();
+                           });
   }
 };
 
@@ -353,7 +368,7 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, ApiService*
   impl->shared = std::make_shared<Shared>(options.io_threads);
   impl->shared->options = options;
   impl->shared->service = service;
-  impl->acceptor = std::make_unique<tcp::acceptor>(net::make_strand(impl->shared->ioc));
+  impl->acceptor = std::make_unique<tcp::acceptor>(impl->shared->loops[0]->get_executor());
   const tcp::endpoint endpoint(address, options.port);
   const std::string where = options.address + ":" + std::to_string(options.port);
   if (impl->acceptor->open(endpoint.protocol(), ec); ec) {
@@ -369,7 +384,7 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, ApiService*
   impl->port = impl->acceptor->local_endpoint(ec).port();
   impl->Accept();
   for (int i = 0; i < options.io_threads; ++i) {
-    impl->threads.emplace_back([shared = impl->shared.get()] { shared->ioc.run(); });
+    impl->threads.emplace_back([loop = impl->shared->loops[i].get()] { loop->run(); });
   }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -381,7 +396,7 @@ uint16_t Server::port() const { return impl_->port; }
 
 void Server::StopAccepting() {
   if (!impl_->accepting.exchange(false, std::memory_order_acq_rel)) return;
-  // The acceptor belongs to its strand; close it there (the I/O threads still run).
+  // The acceptor belongs to the first loop; close it there (the I/O threads still run).
   std::promise<void> done;
   net::post(impl_->acceptor->get_executor(), [this, &done] {
     beast::error_code ec;
@@ -417,7 +432,7 @@ void Server::Stop(std::chrono::milliseconds grace) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   // What is left (a connection whose answer never came) is dropped with the event loop.
-  shared.ioc.stop();
+  for (auto& loop : shared.loops) loop->stop();
   for (std::thread& t : impl_->threads) t.join();
   impl_->threads.clear();
 }

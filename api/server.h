@@ -1,7 +1,8 @@
 // Server: the Boost.Beast HTTP/1.1 front end of bmos-taskd. Asynchronous (Asio), keep-alive,
-// a fixed pool of I/O threads; each connection runs on its own strand, so its state has one
-// owner at a time. Requests go to an ApiService; answers that come later (an enqueue waits for
-// its record to be durable) are posted back to the connection's strand.
+// a fixed pool of I/O threads, each running its own event loop; connections are spread over the
+// loops round-robin and stay on theirs, so a connection's state has one owner thread. Requests go
+// to an ApiService; answers that come later (an enqueue waits for its record to be durable) are
+// posted back to the connection's loop.
 //
 // Limits, each with a clear answer: body size (413), header size (431), connections (503 to the
 // connection over the limit, then close), an idle keep-alive connection is closed after
