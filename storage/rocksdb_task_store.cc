@@ -546,6 +546,10 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   static constexpr size_t kCompactAfterPurged = 100'000;
   // Longest a callback write waits for an urgent write to share its fsync (sync mode).
   static constexpr std::chrono::microseconds kLazyCommit{1000};
+  // The same in `async`, where a commit costs no fsync: shorter, so outcomes show soon.
+  static constexpr std::chrono::microseconds kLazyCommitAsync{200};
+  // `async` waits for company only after a batch of at least this many writes (under load).
+  static constexpr size_t kLazyAsyncMinBatch = 8;
   // How long the commit thread looks for a waited-for write before it sleeps.
   static constexpr std::chrono::microseconds kSpinBeforeSleep{50};
   // After a failed write, how long writes fail fast before the next reopen attempt.
@@ -650,8 +654,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   // store idle (nothing queued, nothing committing) is committed on the caller's thread: it would
   // be the commit thread's whole next batch anyway, and the hand-off (a wake-up of the commit
   // thread, and of the caller for the answer) costs more than the write itself, which takes no
-  // fsync. Writes that arrive meanwhile queue for the
-  // commit thread, which starts once this commit is done, so writes stay in submission order.
+  // fsync. Writes that arrive meanwhile queue for the commit thread, which starts once this
+  // commit is done, so writes stay in submission order.
   // Not in `sync`: the caller would hold the fsync alone instead of sharing the next one.
   // True if `req` was committed and answered here.
   bool CommitInlineIfIdle(Request* req) {
@@ -722,12 +726,22 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
           std::this_thread::yield();
           lock.lock();
         }
-        if (!queue_urgent_ && !stopping_ && options_.durability == Durability::kSync) {
-          // Only outcome and start records are waiting: give them up to kLazyCommit to share
-          // the fsync of the next enqueue instead of taking one of their own, which the next
-          // enqueue would then have to wait behind.
-          queue_cv_.wait_until(lock, oldest_submit_ + kLazyCommit,
+        // In `async` only under load (the last batch was large): with one enqueue at a time the
+        // wait would leave the queue non-empty when the next enqueue comes, which then could not
+        // commit on its own thread (CommitInlineIfIdle).
+        const bool lazy =
+            options_.durability == Durability::kSync || last_batch_size_ >= kLazyAsyncMinBatch;
+        if (!queue_urgent_ && !stopping_ && lazy) {
+          // Only outcome and start records are waiting: give them a moment to share the commit
+          // of the next enqueue (in `sync` its fsync) instead of taking one of their own, which
+          // the next enqueue would then have to wait behind.
+          const auto window =
+              options_.durability == Durability::kSync ? kLazyCommit : kLazyCommitAsync;
+          queue_cv_.wait_until(lock, oldest_submit_ + window,
                                [&] { return queue_urgent_ || stopping_; });
+          // A caller may have taken the queue meanwhile and be committing it
+          // (CommitInlineIfIdle): wait again, behind it.
+          if (committing_ || queue_.empty()) continue;
         }
         committer_idle_ = false;
         if (queue_.empty()) return;  // stopping, and everything submitted is done
@@ -735,6 +749,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         queue_urgent_ = false;
         urgent_pending_.store(0, std::memory_order_relaxed);
         committing_ = true;
+        last_batch_size_ = batch.size();
       }
       size_t begin = 0;
       while (begin < batch.size()) {
@@ -1004,6 +1019,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   std::vector<Request*> queue_;              // GUARDED_BY(queue_mu_)
   bool committer_idle_ = false;              // GUARDED_BY(queue_mu_)
   bool committing_ = false;                  // GUARDED_BY(queue_mu_): a Commit is running
+  size_t last_batch_size_ = 0;               // commit thread only: writes in its last batch
   bool queue_urgent_ = false;                // GUARDED_BY(queue_mu_): a waiting writer is in queue_
   std::atomic<uint32_t> urgent_pending_{0};  // queue_urgent_, for the commit thread's spin
   std::atomic<bool> stopping_flag_{false};   // stopping_, likewise
