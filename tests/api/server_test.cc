@@ -12,6 +12,9 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <set>
 #include <string>
@@ -615,6 +618,67 @@ TEST(ServerLifecycle, SigtermDrainsRunningTasksAndKeepsWaitingOnesForTheNextStar
     EXPECT_EQ(Parse(r->body).at("status").as_string(), "PENDING");
   }
   EXPECT_EQ(again.Terminate(), std::optional<int>(0)) << again.log();
+}
+
+TEST(ServerLifecycle, EnvironmentConfiguresAndFlagsWin) {
+  TempDir dir("taskd-env");
+  // BMOS_MAX_BODY_BYTES from the environment (inherited by the child); --max-connections given
+  // both ways: the flag wins.
+  ::setenv("BMOS_MAX_BODY_BYTES", "64", 1);
+  ::setenv("BMOS_MAX_CONNECTIONS", "1", 1);
+  TaskdProcess server(kTaskd, dir.Sub("data"), {"--max-connections", "100"});
+  const bool started = server.Start();
+  ::unsetenv("BMOS_MAX_BODY_BYTES");
+  ::unsetenv("BMOS_MAX_CONNECTIONS");
+  ASSERT_TRUE(started) << server.log();
+  HttpClientOptions o;
+  o.bearer_token = TokenFor("admin");
+  HttpClient a(HttpEndpoint{"127.0.0.1", server.port()}, o);
+  HttpClient b(HttpEndpoint{"127.0.0.1", server.port()}, o);
+  auto small = a.Post("/api/v1/tasks/enqueue", R"({"task_name":"bmos.noop"})");
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(small->status, 200);
+  // Two connections at once: the flag's limit (100), not the variable's (1).
+  auto second = b.Get("/health");
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->status, 200);
+  auto big = a.Post("/api/v1/tasks/enqueue", R"({"task_name":"bmos.noop","task_data":{"pad":")" +
+                                                 std::string(100, 'x') + "\"}}");
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->status, 413);
+  EXPECT_EQ(server.Terminate(), std::optional<int>(0)) << server.log();
+}
+
+TEST(ServerLifecycle, HelpDocumentsEveryFlagAndItsVariable) {
+  TempDir dir("taskd-help");
+  const std::string out = dir.Sub("help.txt");
+  const std::string cmd = std::string(kTaskd) + " --help > " + out + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream f(out);
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  for (const char* want : {"--listen",
+                           "BMOS_LISTEN",
+                           "--data-dir",
+                           "BMOS_DATA_DIR",
+                           "--durability",
+                           "BMOS_DURABILITY",
+                           "--workers",
+                           "--group",
+                           "--io-threads",
+                           "BMOS_IO_THREADS",
+                           "--auth",
+                           "BMOS_AUTH",
+                           "--max-body-bytes",
+                           "--max-header-bytes",
+                           "--max-connections",
+                           "--read-timeout-ms",
+                           "--idle-timeout-ms",
+                           "--drain-seconds",
+                           "--with-test-handlers",
+                           "--port-file",
+                           "BMOS_JWT_SECRET"}) {
+    EXPECT_NE(text.find(want), std::string::npos) << want;
+  }
 }
 
 TEST(ServerLifecycle, NoAuthIsRefusedOffLoopbackAndBadFlagsExitWith2) {
