@@ -739,9 +739,6 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
               options_.durability == Durability::kSync ? kLazyCommit : kLazyCommitAsync;
           queue_cv_.wait_until(lock, oldest_submit_ + window,
                                [&] { return queue_urgent_ || stopping_; });
-          // A caller may have taken the queue meanwhile and be committing it
-          // (CommitInlineIfIdle): wait again, behind it.
-          if (committing_ || queue_.empty()) continue;
         }
         committer_idle_ = false;
         if (queue_.empty()) return;  // stopping, and everything submitted is done
