@@ -346,4 +346,29 @@ std::string EscapeLabelValue(std::string_view value) {
   return out;
 }
 
+void AppendSchedulerMetrics(std::string& out, const engine::SchedulerStats& stats) {
+  AppendHeader(out, "bmos_scheduler_jobs", "gauge", "Scheduled jobs, by state.");
+  Sample(out, "bmos_scheduler_jobs").Label("state", "active").Uint(stats.active);
+  Sample(out, "bmos_scheduler_jobs").Label("state", "paused").Uint(stats.paused);
+  Sample(out, "bmos_scheduler_jobs").Label("state", "finished").Uint(stats.finished);
+  AppendCounter(out, "bmos_scheduler_runs_total",
+                "Runs of scheduled jobs enqueued since the scheduler opened.", stats.fired_total);
+  AppendCounter(out, "bmos_scheduler_missed_runs_total",
+                "Due runs not run: later than misfire_grace_time, or coalesced into one.",
+                stats.missed_total);
+  AppendCounter(out, "bmos_scheduler_skipped_runs_total",
+                "Due runs not run because max_instances tasks of the job were running.",
+                stats.skipped_total);
+  AppendHeader(out, "bmos_scheduler_running_tasks", "gauge",
+               "Tasks of scheduled jobs that have not ended.");
+  Sample(out, "bmos_scheduler_running_tasks").Uint(stats.running);
+  AppendDurationHistogram(out, "bmos_scheduler_fire_lateness_seconds",
+                          "When a run's task was handed to the engine minus its scheduled time.",
+                          stats.lateness);
+  AppendHeader(out, "bmos_scheduler_timer_cpu_seconds_total", "counter",
+               "CPU time of the scheduler's timer thread.");
+  Sample(out, "bmos_scheduler_timer_cpu_seconds_total")
+      .Double(static_cast<double>(stats.timer_cpu_us) / 1e6);
+}
+
 }  // namespace bmos::api

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/scheduler.h"
 
 namespace bmos::api {
 
@@ -121,6 +122,16 @@ class HttpMetrics {
 //   bmos_task_queue_wait_seconds_max, bmos_task_run_seconds_max   gauges (the largest sample)
 //   bmos_live_tasks                         gauge
 void AppendEngineMetrics(std::string& out, const engine::EngineStats& stats);
+
+// Appends the scheduler's families:
+//   bmos_scheduler_jobs{state}                       gauge: jobs active, paused, finished
+//   bmos_scheduler_runs_total                        counter: runs enqueued since open
+//   bmos_scheduler_missed_runs_total                 counter: late beyond grace, or coalesced
+//   bmos_scheduler_skipped_runs_total                counter: max_instances were running
+//   bmos_scheduler_running_tasks                     gauge: tasks of jobs not yet ended
+//   bmos_scheduler_fire_lateness_seconds             histogram: enqueue time - scheduled time
+//   bmos_scheduler_timer_cpu_seconds_total           counter: CPU time of the timer thread
+void AppendSchedulerMetrics(std::string& out, const engine::SchedulerStats& stats);
 
 // `value` escaped for a label value of the text format: backslash, double quote and newline
 // become \\, \" and \n; other bytes are copied.

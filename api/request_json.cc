@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/json.hpp>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -559,12 +560,17 @@ ParseResult<std::vector<EnqueueRequest>> ParseEnqueueBatchBody(std::string& body
   return requests;
 }
 
-ParseResult<storage::ListQuery> ParseListQuery(std::string_view query_string) {
+namespace {
+
+// Calls `visit(index, value)` for each parameter of `query_string` whose name is
+// `names[index]`, with its percent-decoded value (empty values are skipped: "not given").
+// Refuses unknown and repeated names (422) and malformed escapes or non-UTF-8 text (400). A
+// `visit` that returns an error stops the walk with it.
+template <size_t N, typename Visit>
+std::optional<ApiError> ForEachQueryParam(std::string_view query_string,
+                                          const std::array<std::string_view, N>& names,
+                                          std::string_view allowed, Visit visit) {
   if (!query_string.empty() && query_string.front() == '?') query_string.remove_prefix(1);
-  enum Param { kStatus, kQueue, kName, kLimit, kCursor, kParamCount };
-  static constexpr std::array<std::string_view, kParamCount> kParamNames = {
-      "status", "queue_name", "task_name", "limit", "cursor"};
-  storage::ListQuery query;
   uint32_t seen = 0;
   std::string key;
   std::string value;
@@ -589,49 +595,282 @@ ParseResult<storage::ListQuery> ParseListQuery(std::string_view query_string) {
       return ApiError{400, "query: not valid UTF-8 once percent-decoded"};
     }
     int param = -1;
-    for (int i = 0; i < kParamCount; ++i) {
-      if (kParamNames[i] == key) param = i;
+    for (size_t i = 0; i < N; ++i) {
+      if (names[i] == key) param = static_cast<int>(i);
     }
     if (param < 0) {
       return Invalid("", Clip(key),
-                     "unknown query parameter (allowed: status, queue_name, task_name, limit, "
-                     "cursor)");
+                     "unknown query parameter (allowed: " + std::string(allowed) + ")");
     }
     if (seen & (1u << param)) return Invalid("", key, "given more than once");
     seen |= 1u << param;
     if (value.empty()) continue;  // "status=": not given
-    switch (param) {
-      case kStatus:
-        query.state = storage::ParseTaskState(value);
-        if (!query.state) return Invalid("", key, "must be one of " + std::string(kStates));
-        break;
-      case kQueue:
-        query.queue = std::move(value);
-        value = std::string();
-        break;
-      case kName:
-        query.name = std::move(value);
-        value = std::string();
-        break;
-      case kLimit: {
-        size_t limit = 0;
-        const char* end = value.data() + value.size();
-        auto [ptr, ec] = std::from_chars(value.data(), end, limit);
-        if (ec != std::errc() || ptr != end || limit < 1 || limit > 1000) {
-          return Invalid("", key, "must be an integer in 1..1000");
+    if (std::optional<ApiError> e = visit(param, key, value)) return e;
+  }
+  return std::nullopt;
+}
+
+// An integer 1..1000 (the limit parameters).
+std::optional<size_t> ParseLimit(const std::string& value) {
+  size_t limit = 0;
+  const char* end = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(value.data(), end, limit);
+  if (ec != std::errc() || ptr != end || limit < 1 || limit > 1000) return std::nullopt;
+  return limit;
+}
+
+}  // namespace
+
+ParseResult<storage::ListQuery> ParseListQuery(std::string_view query_string) {
+  enum Param { kStatus, kQueue, kName, kLimit, kCursor, kParamCount };
+  static constexpr std::array<std::string_view, kParamCount> kParamNames = {
+      "status", "queue_name", "task_name", "limit", "cursor"};
+  storage::ListQuery query;
+  std::optional<ApiError> error = ForEachQueryParam(
+      query_string, kParamNames, "status, queue_name, task_name, limit, cursor",
+      [&](int param, const std::string& key, std::string& value) -> std::optional<ApiError> {
+        switch (param) {
+          case kStatus:
+            query.state = storage::ParseTaskState(value);
+            if (!query.state) return Invalid("", key, "must be one of " + std::string(kStates));
+            break;
+          case kQueue:
+            query.queue = std::move(value);
+            value = std::string();
+            break;
+          case kName:
+            query.name = std::move(value);
+            value = std::string();
+            break;
+          case kLimit:
+            if (std::optional<size_t> limit = ParseLimit(value)) {
+              query.limit = *limit;
+            } else {
+              return Invalid("", key, "must be an integer in 1..1000");
+            }
+            break;
+          case kCursor:
+            query.before = storage::TaskId::Parse(value);
+            if (!query.before) {
+              return Invalid("", key, "must be a task id (the next_cursor of the previous page)");
+            }
+            break;
         }
-        query.limit = limit;
+        return std::nullopt;
+      });
+  if (error) return *error;
+  return query;
+}
+
+ParseResult<engine::JobListQuery> ParseJobListQuery(std::string_view query_string) {
+  enum Param { kState, kLimit, kCursor, kParamCount };
+  static constexpr std::array<std::string_view, kParamCount> kParamNames = {"state", "limit",
+                                                                            "cursor"};
+  engine::JobListQuery query;
+  std::optional<ApiError> error = ForEachQueryParam(
+      query_string, kParamNames, "state, limit, cursor",
+      [&](int param, const std::string& key, std::string& value) -> std::optional<ApiError> {
+        switch (param) {
+          case kState:
+            for (engine::JobState s : {engine::JobState::kActive, engine::JobState::kPaused,
+                                       engine::JobState::kFinished}) {
+              if (engine::ToString(s) == value) query.state = s;
+            }
+            if (!query.state) return Invalid("", key, "must be one of active, paused, finished");
+            break;
+          case kLimit:
+            if (std::optional<size_t> limit = ParseLimit(value)) {
+              query.limit = *limit;
+            } else {
+              return Invalid("", key, "must be an integer in 1..1000");
+            }
+            break;
+          case kCursor:
+            query.after = std::move(value);
+            value = std::string();
+            break;
+        }
+        return std::nullopt;
+      });
+  if (error) return *error;
+  return query;
+}
+
+namespace {
+
+// A whole number in `e` (an integer, or a double with no fraction, as for max_retries).
+std::optional<int64_t> WholeNumber(simdjson::dom::element e) {
+  if (e.is_int64()) return e.get_int64().value_unsafe();
+  if (e.is_uint64()) return std::nullopt;  // beyond int64: out of every range we accept
+  if (e.is_double()) {
+    const double d = e.get_double().value_unsafe();
+    if (std::trunc(d) == d && std::fabs(d) < 9e15) return static_cast<int64_t>(d);
+  }
+  return std::nullopt;
+}
+
+// `e` (an object) as a Boost.JSON object.
+boost::json::object ToBoostObject(simdjson::dom::element e) {
+  boost::json::error_code ec;
+  boost::json::value v = boost::json::parse(simdjson::minify(e), ec);
+  return !ec && v.is_object() ? std::move(v.get_object()) : boost::json::object();
+}
+
+}  // namespace
+
+ParseResult<engine::JobSpec> ParseJobBody(std::string& body) {
+  simdjson::padded_string_view view;
+  if (std::optional<ApiError> e = ValidateBody(body, view)) return *e;
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (auto error = parser.parse(body.data(), body.size(), /*realloc_if_needed=*/true).get(root)) {
+    return Malformed(error);
+  }
+  simdjson::dom::object object;
+  if (root.get_object().get(object)) return ApiError{422, "body: must be a JSON object"};
+  enum Field {
+    kJobName,
+    kJobFunction,
+    kJobType,
+    kTriggerConfig,
+    kJobData,
+    kQueue,
+    kPriorityField,
+    kRetries,
+    kGrace,
+    kCoalesce,
+    kInstances,
+    kJobId,
+    kPaused,
+    kCount
+  };
+  static constexpr std::array<std::string_view, kCount> kNames = {
+      "job_name",      "job_function", "job_type",    "trigger_config",     "job_data",
+      "queue_name",    "priority",     "max_retries", "misfire_grace_time", "coalesce",
+      "max_instances", "job_id",       "paused"};
+  static constexpr std::string_view kAllowed =
+      "job_name, job_function, job_type, trigger_config, job_data, queue_name, priority, "
+      "max_retries, misfire_grace_time, coalesce, max_instances, job_id, paused";
+  engine::JobSpec spec;
+  uint32_t seen = 0;
+  for (auto [key, value] : object) {
+    int field = -1;
+    for (int i = 0; i < kCount; ++i) {
+      if (kNames[static_cast<size_t>(i)] == key) field = i;
+    }
+    if (field < 0)
+      return Invalid("", Clip(key), "unknown field (allowed: " + std::string(kAllowed) + ")");
+    if (seen & (1u << field)) return Invalid("", key, "given more than once");
+    seen |= 1u << field;
+    if (value.is_null() && field != kGrace) {
+      if (field == kJobName || field == kJobFunction || field == kJobType ||
+          field == kTriggerConfig) {
+        return Invalid("", key, "field required");
+      }
+      continue;  // an optional field: not given
+    }
+    auto text = [&](size_t max_bytes) -> std::optional<std::string> {
+      std::string_view s;
+      if (value.get_string().get(s) || s.empty() || s.size() > max_bytes) return std::nullopt;
+      return std::string(s);
+    };
+    switch (field) {
+      case kJobName:
+        if (auto s = text(kMaxNameBytes)) {
+          spec.name = *s;
+        } else {
+          return Invalid("", key, "must be a string of 1..200 bytes");
+        }
+        break;
+      case kJobFunction:
+        if (auto s = text(kMaxNameBytes)) {
+          spec.function = *s;
+        } else {
+          return Invalid("", key, "must be a registered task name (a string of 1..200 bytes)");
+        }
+        break;
+      case kJobType: {
+        std::string_view s;
+        if (value.get_string().get(s)) return Invalid("", key, "must be cron, interval or date");
+        storage::Result<engine::TriggerType> type = engine::ParseTriggerType(s);
+        if (!type.ok()) return Invalid("", key, "must be cron, interval or date");
+        spec.type = *type;
         break;
       }
-      case kCursor:
-        query.before = storage::TaskId::Parse(value);
-        if (!query.before) {
-          return Invalid("", key, "must be a task id (the next_cursor of the previous page)");
+      case kTriggerConfig:
+        if (!value.is_object()) return Invalid("", key, "must be a JSON object");
+        spec.trigger_config = ToBoostObject(value);
+        break;
+      case kJobData:
+        if (!value.is_object()) return Invalid("", key, "must be a JSON object");
+        spec.data = ToBoostObject(value);
+        break;
+      case kQueue:
+        if (auto s = text(kMaxNameBytes)) {
+          spec.queue = *s;
+        } else {
+          return Invalid("", key, "must be a string of 1..200 bytes");
         }
+        break;
+      case kPriorityField: {
+        std::string_view s;
+        if (value.get_string().get(s) || !(spec.priority = storage::ParsePriority(s))) {
+          return Invalid("", key, "must be one of " + std::string(kPriorities));
+        }
+        break;
+      }
+      case kRetries: {
+        std::optional<int64_t> n = WholeNumber(value);
+        if (!n || *n < 0 || *n > 1000) return Invalid("", key, "must be an integer in 0..1000");
+        spec.max_retries = static_cast<int32_t>(*n);
+        break;
+      }
+      case kGrace: {
+        if (value.is_null()) {
+          spec.misfire_grace_seconds = std::nullopt;  // no limit
+          break;
+        }
+        double d = 0;
+        if (value.is_int64()) {
+          d = static_cast<double>(value.get_int64().value_unsafe());
+        } else if (value.is_double()) {
+          d = value.get_double().value_unsafe();
+        } else {
+          return Invalid("", key, "must be a number of seconds > 0, or null for no limit");
+        }
+        if (!(d > 0) || d > 1e9) {
+          return Invalid("", key, "must be a number of seconds > 0, or null for no limit");
+        }
+        spec.misfire_grace_seconds = d;
+        break;
+      }
+      case kCoalesce:
+        if (value.get_bool().get(spec.coalesce)) return Invalid("", key, "must be true or false");
+        break;
+      case kInstances: {
+        std::optional<int64_t> n = WholeNumber(value);
+        if (!n || *n < 1 || *n > 1000) return Invalid("", key, "must be an integer in 1..1000");
+        spec.max_instances = static_cast<int32_t>(*n);
+        break;
+      }
+      case kJobId:
+        if (auto s = text(128)) {
+          spec.id = *s;
+        } else {
+          return Invalid("", key, "must be a string of 1..128 characters");
+        }
+        break;
+      case kPaused:
+        if (value.get_bool().get(spec.paused)) return Invalid("", key, "must be true or false");
         break;
     }
   }
-  return query;
+  for (int required : {kJobName, kJobFunction, kJobType, kTriggerConfig}) {
+    if (!(seen & (1u << required))) {
+      return Invalid("", kNames[static_cast<size_t>(required)], "field required");
+    }
+  }
+  return spec;
 }
 
 }  // namespace bmos::api

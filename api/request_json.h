@@ -55,6 +55,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/scheduler.h"
 #include "storage/task_store.h"
 
 namespace bmos::api {
@@ -125,6 +126,30 @@ ParseResult<std::vector<engine::EnqueueRequest>> ParseEnqueueBatchBody(std::stri
 // parameter, a parameter given twice, or a bad value; 400 for a malformed percent escape or
 // text that is not UTF-8 once decoded.
 ParseResult<storage::ListQuery> ParseListQuery(std::string_view query_string);
+
+// Parses a POST /tasks/scheduled body (the first design's fields) into a JobSpec:
+//   job_name            string 1..200 bytes, REQUIRED
+//   job_function        string 1..200 bytes, REQUIRED (the scheduler checks it is registered)
+//   job_type            "cron" | "interval" | "date", REQUIRED
+//   trigger_config      JSON object, REQUIRED (the scheduler parses it: engine/trigger.h)
+//   job_data            JSON object (default {}): the data of every run's task
+//   queue_name          string 1..200 bytes; absent: the task's default queue
+//   priority            as for enqueue
+//   max_retries         integer 0..1000
+//   misfire_grace_time  number of seconds > 0; null: no limit; absent: 60
+//   coalesce            boolean (default true)
+//   max_instances       integer 1..1000 (default 1)
+//   job_id              string 1..128 bytes (the scheduler checks its characters); absent:
+//                       generated
+//   paused              boolean (default false): add the job paused
+// null for an optional field means "not given" (misfire_grace_time: no limit). Unknown and
+// repeated fields: 422. Status codes as for the enqueue bodies.
+ParseResult<engine::JobSpec> ParseJobBody(std::string& body);
+
+// Parses the query string of GET /tasks/scheduled/: state (active | paused | finished), limit
+// (1..1000, default 100), cursor (the next_cursor of the previous page: a job id). Rules as for
+// ParseListQuery.
+ParseResult<engine::JobListQuery> ParseJobListQuery(std::string_view query_string);
 
 // Parses an ISO 8601 date-time with a UTC offset into Unix milliseconds, the form eta accepts
 // (see above); also meant for the scheduler's date fields. Errors are 422 with the detail

@@ -1,6 +1,8 @@
 #include "api/service.h"
 
+#include <boost/json/serialize.hpp>
 #include <chrono>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -23,6 +25,14 @@ enum RouteId : int {
   kList,
   kGetTask,
   kCancelTask,
+  kAddJob,
+  kListJobs,
+  kJobStats,
+  kGetJob,
+  kDeleteJob,
+  kPauseJob,
+  kResumeJob,
+  kRunJob,
   kRouteCount,
 };
 
@@ -88,6 +98,84 @@ void WritePercentiles(JsonWriter& w, const engine::EngineStats::Percentiles& p) 
   w.EndObject();
 }
 
+// Times of jobs: ISO 8601 UTC with milliseconds, as task times are; null when absent.
+void WriteTime(JsonWriter& w, const std::optional<int64_t>& unix_us) {
+  if (unix_us) {
+    w.String(storage::FormatIsoTime(*unix_us / 1000));
+  } else {
+    w.Null();
+  }
+}
+
+// A scheduled job as GET /tasks/scheduled/{job_id} shows it.
+std::string JobJson(const engine::JobInfo& job) {
+  const engine::JobSpec& s = job.spec;
+  std::string body;
+  body.reserve(1024);
+  JsonWriter w(body);
+  w.BeginObject();
+  w.Key("job_id").String(s.id);
+  w.Key("job_name").String(s.name);
+  w.Key("job_function").String(s.function);
+  w.Key("job_type").String(engine::ToString(s.type));
+  w.Key("trigger_config").Raw(boost::json::serialize(s.trigger_config));
+  w.Key("trigger").String(job.trigger);
+  w.Key("timezone").String(job.timezone);
+  w.Key("job_data").Raw(boost::json::serialize(s.data));
+  w.Key("queue_name").StringOrNull(s.queue);
+  w.Key("priority");
+  if (s.priority) {
+    w.String(storage::ToString(*s.priority));
+  } else {
+    w.Null();
+  }
+  w.Key("max_retries");
+  if (s.max_retries) {
+    w.Int(*s.max_retries);
+  } else {
+    w.Null();
+  }
+  w.Key("misfire_grace_time");
+  if (s.misfire_grace_seconds) {
+    w.Double(*s.misfire_grace_seconds);
+  } else {
+    w.Null();
+  }
+  w.Key("coalesce").Bool(s.coalesce);
+  w.Key("max_instances").Int(s.max_instances);
+  w.Key("paused").Bool(s.paused);
+  w.Key("state").String(engine::ToString(job.state));
+  w.Key("next_run_time");
+  WriteTime(w, job.next_run_us);
+  w.Key("next_run_time_local").StringOrNull(job.next_run_local);
+  w.Key("created_at");
+  WriteTime(w, job.created_us);
+  w.Key("running_tasks").BeginArray();
+  for (const storage::TaskId& id : job.running) w.String(id.ToString());
+  w.EndArray();
+  const engine::JobStats& st = job.stats;
+  w.Key("stats").BeginObject();
+  w.Key("runs").Uint(st.runs);
+  w.Key("missed_runs").Uint(st.missed_runs);
+  w.Key("skipped_runs").Uint(st.skipped_runs);
+  w.Key("completed_runs").Uint(st.completed_runs);
+  w.Key("failed_runs").Uint(st.failed_runs);
+  w.Key("cancelled_runs").Uint(st.cancelled_runs);
+  w.Key("last_run_time");
+  WriteTime(w, st.last_run_us);
+  w.Key("last_task_id").StringOrNull(st.last_task_id);
+  w.Key("last_task_status");
+  if (st.last_task_state) {
+    w.String(storage::ToString(*st.last_task_state));
+  } else {
+    w.Null();
+  }
+  w.Key("avg_duration_ms").Double(st.avg_duration_ms());
+  w.EndObject();
+  w.EndObject();
+  return body;
+}
+
 }  // namespace
 
 unsigned HttpStatusOf(const storage::Status& status) {
@@ -137,6 +225,19 @@ ApiService::ApiService(engine::Engine* engine, ApiServiceOptions options,
   routes_.Add(Verb::get, "/api/v1/tasks/", kList, Permission::kTaskRead);
   routes_.Add(Verb::get, "/api/v1/tasks/{task_id}", kGetTask, Permission::kTaskRead);
   routes_.Add(Verb::delete_, "/api/v1/tasks/{task_id}", kCancelTask, Permission::kTaskDelete);
+  routes_.Add(Verb::post, "/api/v1/tasks/scheduled", kAddJob, Permission::kTaskCreate);
+  routes_.Add(Verb::get, "/api/v1/tasks/scheduled/", kListJobs, Permission::kTaskRead);
+  routes_.Add(Verb::get, "/api/v1/tasks/scheduled/stats/overview", kJobStats,
+              Permission::kTaskRead);
+  routes_.Add(Verb::get, "/api/v1/tasks/scheduled/{job_id}", kGetJob, Permission::kTaskRead);
+  routes_.Add(Verb::delete_, "/api/v1/tasks/scheduled/{job_id}", kDeleteJob,
+              Permission::kTaskDelete);
+  routes_.Add(Verb::post, "/api/v1/tasks/scheduled/{job_id}/pause", kPauseJob,
+              Permission::kTaskUpdate);
+  routes_.Add(Verb::post, "/api/v1/tasks/scheduled/{job_id}/resume", kResumeJob,
+              Permission::kTaskUpdate);
+  routes_.Add(Verb::post, "/api/v1/tasks/scheduled/{job_id}/run", kRunJob,
+              Permission::kTaskExecute);
   std::vector<std::string> names;
   for (const Route& r : routes_.routes()) names.push_back(r.name);
   metrics_ = std::make_unique<HttpMetrics>(std::move(names));
@@ -211,6 +312,15 @@ void ApiService::Dispatch(int route, const RouteMatch& match, std::string_view q
       return respond(GetTask(match.params[0]));
     case kCancelTask:
       return respond(CancelTask(match.params[0]));
+    case kAddJob:
+    case kListJobs:
+    case kJobStats:
+    case kGetJob:
+    case kDeleteJob:
+    case kPauseJob:
+    case kResumeJob:
+    case kRunJob:
+      return respond(ScheduledJobs(route, match, query, request));
     default:
       return respond(Error(500, "route without a handler"));
   }
@@ -366,6 +476,92 @@ ApiResponse ApiService::Stats() const {
   return Json(200, std::move(body));
 }
 
+// The scheduled-job routes. Their scheduler calls wait for the store (a job change is durable
+// before it is answered), on the connection's I/O thread: these are rare administrative calls.
+ApiResponse ApiService::ScheduledJobs(int route, const RouteMatch& match, std::string_view query,
+                                      ApiRequest& request) {
+  engine::Scheduler* scheduler = options_.scheduler;
+  if (scheduler == nullptr) return Error(503, "the scheduler is not running in this server");
+  auto job_or_error = [](const Result<engine::JobInfo>& r) {
+    return r.ok() ? Json(200, JobJson(*r)) : Error(r.status());
+  };
+  switch (route) {
+    case kAddJob: {
+      ParseResult<engine::JobSpec> spec = ParseJobBody(request.body);
+      if (!spec.ok()) return Error(spec.error().http_status, spec.error().detail);
+      return job_or_error(scheduler->Add(std::move(spec).value()));
+    }
+    case kListJobs: {
+      ParseResult<engine::JobListQuery> q = ParseJobListQuery(query);
+      if (!q.ok()) return Error(q.error().http_status, q.error().detail);
+      Result<engine::JobListPage> page = scheduler->List(*q);
+      if (!page.ok()) return Error(page.status());
+      std::string body;
+      JsonWriter w(body);
+      w.BeginObject();
+      w.Key("jobs").BeginArray();
+      for (const engine::JobInfo& job : page->jobs) w.Raw(JobJson(job));
+      w.EndArray();
+      w.Key("count").Uint(page->jobs.size());
+      w.Key("next_cursor").StringOrNull(page->next_cursor);
+      w.EndObject();
+      return Json(200, std::move(body));
+    }
+    case kJobStats: {
+      const engine::SchedulerStats s = scheduler->Stats();
+      std::string body;
+      JsonWriter w(body);
+      w.BeginObject();
+      w.Key("total").Uint(s.jobs);
+      w.Key("active").Uint(s.active);
+      w.Key("paused").Uint(s.paused);
+      w.Key("finished").Uint(s.finished);
+      w.Key("runs").Uint(s.runs);
+      w.Key("missed").Uint(s.missed_runs);
+      w.Key("skipped").Uint(s.skipped_runs);
+      w.Key("completed").Uint(s.completed_runs);
+      w.Key("failed").Uint(s.failed_runs);
+      w.Key("running").Uint(s.running);
+      w.Key("next_run_time");
+      WriteTime(w, s.next_run_us);
+      w.Key("fire_lateness_ms");
+      WritePercentiles(w, s.lateness);
+      w.EndObject();
+      return Json(200, std::move(body));
+    }
+    case kGetJob:
+      return job_or_error(scheduler->Get(match.params[0]));
+    case kDeleteJob: {
+      Status s = scheduler->Remove(match.params[0]);
+      if (!s.ok()) return Error(s);
+      std::string body;
+      JsonWriter w(body);
+      w.BeginObject();
+      w.Key("job_id").String(match.params[0]);
+      w.Key("message").String("job deleted; tasks it already enqueued run on");
+      w.EndObject();
+      return Json(200, std::move(body));
+    }
+    case kPauseJob:
+      return job_or_error(scheduler->Pause(match.params[0]));
+    case kResumeJob:
+      return job_or_error(scheduler->Resume(match.params[0]));
+    case kRunJob: {
+      Result<EnqueueResult> r = scheduler->RunNow(match.params[0]);
+      if (!r.ok()) return Error(r.status());
+      std::string body;
+      JsonWriter w(body);
+      w.BeginObject();
+      w.Key("job_id").String(match.params[0]);
+      WriteEnqueueResult(w, *r);
+      w.EndObject();
+      return Json(200, std::move(body));
+    }
+    default:
+      return Error(500, "route without a handler");
+  }
+}
+
 ApiResponse ApiService::Health() const {
   const Status store = engine_->store().Health();
   const bool stopping = draining();
@@ -392,6 +588,7 @@ ApiResponse ApiService::Metrics() const {
   body.reserve(16 * 1024);
   metrics_->AppendHttpMetrics(body);
   AppendEngineMetrics(body, engine_->Stats());
+  if (options_.scheduler != nullptr) AppendSchedulerMetrics(body, options_.scheduler->Stats());
   ApiResponse r = Json(200, std::move(body));
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   return r;

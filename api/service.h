@@ -10,6 +10,23 @@
 //   DELETE /tasks/{task_id}        TASK_DELETE  200 {"task_id","status","message"}; 409 terminal
 //   GET    /tasks/                 TASK_READ    200 {"tasks":[records],"count","next_cursor"}
 //   GET    /tasks/stats/overview   TASK_READ    200 totals, per status, per queue, workers, rates
+//   POST   /tasks/scheduled        TASK_CREATE  200 the job (JSON below); 409 job_id taken
+//   GET    /tasks/scheduled/       TASK_READ    200 {"jobs":[job],"count","next_cursor"}
+//   GET    /tasks/scheduled/stats/overview  TASK_READ  200 {"total","active","paused",
+//                                               "finished","runs","missed","skipped",
+//                                               "completed","failed","running",...}
+//   GET    /tasks/scheduled/{job_id}        TASK_READ     200 the job
+//   DELETE /tasks/scheduled/{job_id}        TASK_DELETE   200 {"job_id","message"}
+//   POST   /tasks/scheduled/{job_id}/pause  TASK_UPDATE   200 the job
+//   POST   /tasks/scheduled/{job_id}/resume TASK_UPDATE   200 the job (next run from now)
+//   POST   /tasks/scheduled/{job_id}/run    TASK_EXECUTE  200 {"job_id","task_id","status",
+//                                               "created"}; 409 max_instances running
+//   A job: {"job_id","job_name","job_function","job_type","trigger_config","trigger",
+//   "timezone","job_data","queue_name","priority","max_retries","misfire_grace_time",
+//   "coalesce","max_instances","paused","state","next_run_time","next_run_time_local",
+//   "created_at","running_tasks","stats":{"runs","missed_runs","skipped_runs",
+//   "completed_runs","failed_runs","cancelled_runs","last_run_time","last_task_id",
+//   "last_task_status","avg_duration_ms"}}.
 //   GET    /health                 none         200 {"status":"ok",...}; 503 when the store
 //                                               refuses writes or the server is stopping
 //   GET    /metrics                none         200 Prometheus text format 0.0.4
@@ -33,6 +50,7 @@
 #include "api/metrics.h"
 #include "api/router.h"
 #include "engine/engine.h"
+#include "engine/scheduler.h"
 
 namespace bmos::api {
 
@@ -62,6 +80,9 @@ struct ApiServiceOptions {
   std::string jwt_secret;
   // The version /health reports.
   std::string version = "0.1.0";
+  // The scheduler behind /api/v1/tasks/scheduled (must outlive the service); null: those routes
+  // answer 503.
+  engine::Scheduler* scheduler = nullptr;
 };
 
 class ApiService {
@@ -95,6 +116,8 @@ class ApiService {
   ApiResponse CancelTask(std::string_view id);
   ApiResponse ListTasks(std::string_view query) const;
   ApiResponse Stats() const;
+  ApiResponse ScheduledJobs(int route, const RouteMatch& match, std::string_view query,
+                            ApiRequest& request);
   ApiResponse Health() const;
   ApiResponse Metrics() const;
 

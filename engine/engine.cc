@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "engine/internal/engine_impl.h"
+#include "engine/internal/percentiles.h"
 #include "storage/memory_task_store.h"
 #include "storage/rocksdb_task_store.h"
 
@@ -364,7 +365,7 @@ std::string EngineImpl::UnservedQueueText(std::string_view queue) const {
 // ---------------------------------------------------------------------------------------------
 // Enqueue.
 
-Result<EngineImpl::Prepared> EngineImpl::Prepare(EnqueueRequest& req, int64_t now_us) {
+Status EngineImpl::Check(const EnqueueRequest& req, Checked* out) const {
   if (req.name.empty()) return Status::InvalidArgument("task_name: required");
   const internal::HandlerEntry* entry = FindHandler(req.name);
   if (entry == nullptr) {
@@ -390,18 +391,32 @@ Result<EngineImpl::Prepared> EngineImpl::Prepare(EnqueueRequest& req, int64_t no
   if (req.eta_ms && req.delay) {
     return Status::InvalidArgument("eta: give either eta or delay, not both");
   }
-  int64_t run_at_us = 0;
-  if (req.eta_ms) {
-    if (*req.eta_ms < 0) return Status::InvalidArgument("eta: must not be before 1970");
-    run_at_us = *req.eta_ms * 1000;
-  } else if (req.delay) {
-    if (req.delay->count() < 0) return Status::InvalidArgument("delay: must be >= 0");
-    run_at_us = now_us + req.delay->count() * 1000;
-  }
-  if (run_at_us <= now_us) run_at_us = 0;
+  if (req.eta_ms && *req.eta_ms < 0) return Status::InvalidArgument("eta: must not be before 1970");
+  if (req.delay && req.delay->count() < 0) return Status::InvalidArgument("delay: must be >= 0");
   if (req.unique_key.size() > kMaxUniqueKeyLength) {
     return Status::InvalidArgument("unique_key: at most 512 bytes");
   }
+  out->entry = entry;
+  out->queue = queue;
+  out->max_retries = max_retries;
+  out->timeout = timeout;
+  return Status::Ok();
+}
+
+Result<EngineImpl::Prepared> EngineImpl::Prepare(EnqueueRequest& req, int64_t now_us) {
+  Checked checked;
+  if (Status s = Check(req, &checked); !s.ok()) return s;
+  const internal::HandlerEntry* entry = checked.entry;
+  internal::QueueSlot* queue = checked.queue;
+  const int32_t max_retries = checked.max_retries;
+  const std::chrono::milliseconds timeout = checked.timeout;
+  int64_t run_at_us = 0;
+  if (req.eta_ms) {
+    run_at_us = *req.eta_ms * 1000;
+  } else if (req.delay) {
+    run_at_us = now_us + req.delay->count() * 1000;
+  }
+  if (run_at_us <= now_us) run_at_us = 0;
 
   auto spec = std::make_shared<TaskSpec>();
   spec->id = storage::NewTaskId(now_us / 1000);
@@ -847,6 +862,7 @@ Status EngineImpl::FinishCancel(const TaskId& id, const TaskRecord& cancelled) {
   }
   ReleaseUniqueKey(spec->unique_key, id);
   if (watched) NotifyWaiters();
+  NotifyTaskEnd(cancelled);
   return Status::Ok();
 }
 
@@ -1035,6 +1051,40 @@ void EngineImpl::OnOutcomeWritten(Task* t, const Status& status) {
 }
 
 namespace internal {
+EngineStats::Percentiles ToPercentiles(const Histogram::Snapshot& h) {
+  EngineStats::Percentiles p;
+  p.count = h.count;
+  p.p50_ms = static_cast<double>(h.Quantile(0.50)) / 1000.0;
+  p.p90_ms = static_cast<double>(h.Quantile(0.90)) / 1000.0;
+  p.p99_ms = static_cast<double>(h.Quantile(0.99)) / 1000.0;
+  p.p999_ms = static_cast<double>(h.Quantile(0.999)) / 1000.0;
+  p.max_ms = static_cast<double>(h.max) / 1000.0;
+  // Fixed Prometheus buckets from the log-linear ones: each log-linear bucket counts at its
+  // lower bound, in the first fixed bucket whose bound holds it, and in all later ones.
+  constexpr auto& bounds = EngineStats::kBucketBoundsMs;
+  std::array<uint64_t, bounds.size()> own{};
+  double sum_us = 0;
+  for (int i = 0; i < Histogram::kBuckets; ++i) {
+    const uint64_t n = h.buckets[static_cast<size_t>(i)];
+    if (n == 0) continue;
+    const double lower_us = static_cast<double>(Histogram::LowerBound(i));
+    sum_us += lower_us * static_cast<double>(n);
+    for (size_t b = 0; b < bounds.size(); ++b) {
+      if (lower_us <= bounds[b] * 1000.0) {
+        own[b] += n;
+        break;
+      }
+    }
+  }
+  uint64_t running = 0;
+  for (size_t b = 0; b < bounds.size(); ++b) {
+    running += own[b];
+    p.buckets[b] = running;
+  }
+  p.sum_ms = sum_us / 1000.0;
+  return p;
+}
+
 void OutcomeWritten::OnWritten(const Status& status) { engine->OnOutcomeWritten(task, status); }
 }  // namespace internal
 
@@ -1057,7 +1107,18 @@ Status EngineImpl::WriteInChunks(const std::vector<TaskRecord>& records) {
   return Status::Ok();
 }
 
+void EngineImpl::SetTaskEndObserver(TaskEndObserver observer) {
+  std::lock_guard<std::mutex> lock(observers_mu_);
+  const TaskEndObserver* current = nullptr;
+  if (observer) {
+    observers_.push_back(std::make_unique<TaskEndObserver>(std::move(observer)));
+    current = observers_.back().get();
+  }
+  end_observer_.store(current, std::memory_order_release);
+}
+
 void EngineImpl::Retire(Task* t) {
+  NotifyTaskEnd(t->rec);  // terminal and written; nobody changes it any more
   bool watched;
   {
     IndexShard& shard = ShardOf(t->id());
@@ -1232,39 +1293,8 @@ EngineStats EngineImpl::Stats() const {
   s.success_rate = s.completed + s.failed == 0 ? 1.0
                                                : static_cast<double>(s.completed) /
                                                      static_cast<double>(s.completed + s.failed);
-  auto fill = [](const internal::Histogram::Snapshot& h, EngineStats::Percentiles& p) {
-    p.count = h.count;
-    p.p50_ms = static_cast<double>(h.Quantile(0.50)) / 1000.0;
-    p.p90_ms = static_cast<double>(h.Quantile(0.90)) / 1000.0;
-    p.p99_ms = static_cast<double>(h.Quantile(0.99)) / 1000.0;
-    p.p999_ms = static_cast<double>(h.Quantile(0.999)) / 1000.0;
-    p.max_ms = static_cast<double>(h.max) / 1000.0;
-    // Fixed Prometheus buckets from the log-linear ones: each log-linear bucket counts at its
-    // lower bound, in the first fixed bucket whose bound holds it, and in all later ones.
-    constexpr auto& bounds = EngineStats::kBucketBoundsMs;
-    std::array<uint64_t, bounds.size()> own{};
-    double sum_us = 0;
-    for (int i = 0; i < internal::Histogram::kBuckets; ++i) {
-      const uint64_t n = h.buckets[static_cast<size_t>(i)];
-      if (n == 0) continue;
-      const double lower_us = static_cast<double>(internal::Histogram::LowerBound(i));
-      sum_us += lower_us * static_cast<double>(n);
-      for (size_t b = 0; b < bounds.size(); ++b) {
-        if (lower_us <= bounds[b] * 1000.0) {
-          own[b] += n;
-          break;
-        }
-      }
-    }
-    uint64_t running = 0;
-    for (size_t b = 0; b < bounds.size(); ++b) {
-      running += own[b];
-      p.buckets[b] = running;
-    }
-    p.sum_ms = sum_us / 1000.0;
-  };
-  fill(queue_wait, s.queue_wait);
-  fill(run_time, s.run_time);
+  s.queue_wait = internal::ToPercentiles(queue_wait);
+  s.run_time = internal::ToPercentiles(run_time);
   // Live tasks are the sum of the per-queue live-state counts (sharded: no shared counter on
   // the hot path).
   uint64_t live = 0;
@@ -1429,6 +1459,12 @@ Result<TaskRecord> Engine::Get(std::string_view id) const {
   std::optional<TaskId> parsed = TaskId::Parse(id);
   if (!parsed) return Status::NotFound("task " + std::string(id) + " not found");
   return impl_->Get(*parsed);
+}
+Status Engine::ValidateEnqueue(const EnqueueRequest& request) const {
+  return impl_->ValidateEnqueue(request);
+}
+void Engine::SetTaskEndObserver(TaskEndObserver observer) {
+  impl_->SetTaskEndObserver(std::move(observer));
 }
 Status Engine::Cancel(const TaskId& id) { return impl_->Cancel(id); }
 Result<ListPage> Engine::List(const ListQuery& query) const { return impl_->List(query); }

@@ -75,6 +75,9 @@ struct EnqueueResult {
   bool created = true;  // false: the unique key was live and `id` is the existing task
 };
 
+// Told of a task that ended (COMPLETED, FAILED or CANCELLED), once its terminal record is written.
+using TaskEndObserver = std::function<void(const TaskRecord&)>;
+
 // Told the outcome of Engine::EnqueueAsync.
 using EnqueueCallback = std::function<void(Result<std::vector<EnqueueResult>>)>;
 
@@ -151,6 +154,18 @@ class Engine {
   // threads keep many enqueues in flight. A request with a unique key that another enqueue is
   // writing right now waits here for that write to settle.
   void EnqueueAsync(std::vector<EnqueueRequest> requests, EnqueueCallback done);
+
+  // Whether Enqueue would accept `request` (the same checks, without side effects): OK or the
+  // InvalidArgument Enqueue would return. For callers that store a request to enqueue later
+  // (the scheduler's jobs).
+  Status ValidateEnqueue(const EnqueueRequest& request) const;
+
+  // Installs `observer` (null: none), told of every task that ends from now on, on the thread
+  // that ended it (a worker, the store's commit thread or a Cancel caller), outside every engine
+  // lock. It must be quick and must not block on the engine (no Wait, no Stop). An observer that
+  // is replaced may still be running a call that began before; it is kept alive until the engine
+  // is destroyed.
+  void SetTaskEndObserver(TaskEndObserver observer);
 
   // The task's full record (live tasks show their latest progress). NotFound for an unknown or
   // purged id.

@@ -368,6 +368,7 @@ class IntervalTrigger final : public Trigger {
       : interval_(interval), start_(start), end_(end), zone_(std::move(zone)) {}
 
   TriggerType type() const override { return TriggerType::kInterval; }
+  std::optional<int64_t> FixedIntervalMicros() const override { return interval_; }
 
   std::optional<int64_t> NextFireTime(int64_t from_micros) const override {
     __int128 fire = start_;

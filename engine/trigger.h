@@ -110,6 +110,10 @@ class Trigger {
   //   date:     run_date if run_date >= from.
   virtual std::optional<int64_t> NextFireTime(int64_t from_micros) const = 0;
 
+  // Interval triggers: the interval in microseconds (their fire times are start + k * it, up to
+  // end_date). Others: nullopt. Lets callers count a long run of fire times without walking it.
+  virtual std::optional<int64_t> FixedIntervalMicros() const { return std::nullopt; }
+
   // A canonical one-line description for logs and the API, in APScheduler's str() style with
   // the options that apply:
   //   cron[hour='2', minute='0', timezone='Europe/Berlin']

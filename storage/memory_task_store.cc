@@ -8,6 +8,7 @@
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <deque>
 #include <iterator>
+#include <map>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -187,6 +188,30 @@ class MemoryTaskStore final : public TaskStore {
     return removed;
   }
 
+  Status WriteJobs(std::span<const JobWrite> writes) override {
+    std::lock_guard lock(jobs_mu_);
+    for (const JobWrite& w : writes) {
+      if (w.erase) {
+        jobs_.erase(w.id);
+      } else {
+        jobs_[w.id] = w.value;
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status ForEachJob(
+      const std::function<void(std::string_view, std::string_view)>& visit) const override {
+    // A copy, so that `visit` may write jobs.
+    std::map<std::string, std::string, std::less<>> jobs;
+    {
+      std::lock_guard lock(jobs_mu_);
+      jobs = jobs_;
+    }
+    for (const auto& [id, value] : jobs) visit(id, value);
+    return Status::Ok();
+  }
+
  private:
   // One slice of the records. Aligned to a cache line so two shards' mutexes never share a line
   // (writers of different shards would otherwise invalidate each other's cache).
@@ -250,6 +275,9 @@ class MemoryTaskStore final : public TaskStore {
   // Terminal records in the order they became terminal (per writer thread), with their
   // completion time. Entries may outlive their records; PurgeTerminal skips those.
   moodycamel::ConcurrentQueue<std::pair<int64_t, TaskId>> terminal_queue_;
+  mutable std::mutex jobs_mu_;
+  std::map<std::string, std::string, std::less<>> jobs_;  // GUARDED_BY(jobs_mu_)
+
   std::mutex purge_mu_;  // one purge at a time
   // Entries taken from terminal_queue_ and not yet purged, sorted oldest first.
   std::deque<std::pair<int64_t, TaskId>> purge_fifo_;  // GUARDED_BY(purge_mu_)

@@ -41,8 +41,11 @@ constexpr std::string_view kFormatValue = "bmos-task-store 1";
 constexpr size_t kBatchHeader = 12;  // WriteBatch rep: fixed64 sequence, fixed32 count
 constexpr size_t kMaxListLimit = 1000;
 
-enum Cf : size_t { kMeta = 0, kLive = 1, kDone = 2, kIndex = 3, kCfCount = 4 };
-constexpr std::array<const char*, kCfCount> kCfNames = {"default", "live", "done", "index"};
+enum Cf : size_t { kMeta = 0, kLive = 1, kDone = 2, kIndex = 3, kJobs = 4, kCfCount = 5 };
+constexpr std::array<const char*, kCfCount> kCfNames = {"default", "live", "done", "index", "jobs"};
+// Column families every store has; `jobs` came later and is added to older stores when they are
+// opened for writing (a read-only open of such a store sees no jobs).
+constexpr size_t kRequiredCfs = 4;
 
 // The index prefix of a key is all but its trailing 16-byte id. Memtable inserts use it to keep
 // one insert hint per prefix: ids arrive roughly in order, so most inserts land next to the last
@@ -184,7 +187,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
     rocksdb::DBOptions& db_options = db_options_;
     db_options.create_if_missing = !has_current;
-    db_options.create_missing_column_families = !has_current;
+    db_options.create_missing_column_families = true;  // checked below for existing stores
     db_options.paranoid_checks = true;
     db_options.allow_concurrent_memtable_write = false;  // one writer: the commit thread
     db_options.max_background_jobs = 2;
@@ -216,7 +219,9 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
                                                          : options_.write_buffer_bytes / 4;
       // Live records are short-lived (most die in the memtable); terminal ones compress well.
       cf.compression = i == kLive ? rocksdb::kNoCompression : rocksdb::kLZ4Compression;
-      cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<StripIdTransform>();
+      if (i != kJobs) {
+        cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<StripIdTransform>();
+      }
       cfs.emplace_back(kCfNames[i], cf);
     }
     if (has_current) {
@@ -224,17 +229,23 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       rocksdb::Status s =
           rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(db_options), path, &names);
       if (!s.ok()) return OpenError(s);
-      for (const char* want : kCfNames) {
-        if (std::find(names.begin(), names.end(), want) == names.end()) {
+      for (size_t i = 0; i < kRequiredCfs; ++i) {
+        if (std::find(names.begin(), names.end(), kCfNames[i]) == names.end()) {
           return Status::FailedPrecondition(where + ": a RocksDB database, but not a BMOS task " +
-                                            "store (no column family '" + want + "')");
+                                            "store (no column family '" + kCfNames[i] + "')");
         }
+      }
+      if (options_.read_only &&
+          std::find(names.begin(), names.end(), kCfNames[kJobs]) == names.end()) {
+        cfs.pop_back();  // an older store without jobs: a reader cannot add the family
       }
     }
     rocksdb::Status s = OpenInstance(options_.read_only);
     if (!s.ok()) return OpenError(s);
     for (size_t i = 0; i < kCfCount; ++i) {
-      encode_cf_[i] = std::make_unique<StableCfHandle>(kCfNames[i], cf_[i]->GetID());
+      if (cf_[i] != nullptr) {
+        encode_cf_[i] = std::make_unique<StableCfHandle>(kCfNames[i], cf_[i]->GetID());
+      }
     }
 
     std::string format;
@@ -278,7 +289,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     }
     if (!s.ok()) return s;
     db_.reset(db);
-    for (size_t i = 0; i < kCfCount; ++i) cf_[i] = handles[i];
+    for (size_t i = 0; i < kCfCount; ++i) cf_[i] = i < handles.size() ? handles[i] : nullptr;
     return s;
   }
 
@@ -334,6 +345,42 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     req->detached = done == nullptr;
     req->needs_sync = !req->detached;
     if (!CommitInlineIfIdle(req)) Submit(req);
+  }
+
+  Status WriteJobs(std::span<const JobWrite> writes) override {
+    if (options_.read_only) return ReadOnlyError();
+    if (writes.empty()) return Status::Ok();
+    Request req;
+    EncodeJobs(writes, &req);
+    req.waited = true;
+    if (!CommitInlineIfIdle(&req)) {
+      Submit(&req);
+      WaitFinished(req);
+    }
+    return req.status;
+  }
+
+  void WriteJobsAsync(std::span<const JobWrite> writes, WriteCallback* done) override {
+    if (options_.read_only) {
+      if (done != nullptr) done->OnWritten(ReadOnlyError());
+      return;
+    }
+    auto* req = new Request;
+    EncodeJobs(writes, req);
+    req->done = done;
+    req->detached = done == nullptr;
+    req->needs_sync = !req->detached;
+    if (!CommitInlineIfIdle(req)) Submit(req);
+  }
+
+  Status ForEachJob(
+      const std::function<void(std::string_view, std::string_view)>& visit) const override {
+    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    if (db_ == nullptr) return Unready();
+    if (cf_[kJobs] == nullptr) return Status::Ok();  // an older store opened read-only
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_[kJobs]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) visit(ToView(it->key()), ToView(it->value()));
+    return FromRocks(it->status(), "task store " + options_.path + ": read jobs");
   }
 
   Status Health() const override {
@@ -522,7 +569,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     uint64_t total = 0;
     for (rocksdb::ColumnFamilyHandle* h : cf_) {
       uint64_t v = 0;
-      if (db_->GetIntProperty(h, "rocksdb.total-sst-files-size", &v)) total += v;
+      if (h != nullptr && db_->GetIntProperty(h, "rocksdb.total-sst-files-size", &v)) total += v;
     }
     rocksdb::VectorLogPtr wals;
     if (db_->GetSortedWalFiles(wals).ok()) {
@@ -536,6 +583,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     std::shared_lock<std::shared_mutex> db_lock(db_mu_);
     if (db_ == nullptr) return Unready();
     for (rocksdb::ColumnFamilyHandle* h : cf_) {
+      if (h == nullptr) continue;
       rocksdb::Status s = db_->CompactRange(rocksdb::CompactRangeOptions(), h, nullptr, nullptr);
       if (!s.ok()) return FromRocks(s, "compact " + options_.path);
     }
@@ -648,6 +696,18 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     }
     AppendBody(req);
     req->records = static_cast<uint32_t>(records.size());
+  }
+
+  void EncodeJobs(std::span<const JobWrite> writes, Request* req) {
+    scratch_batch_.Clear();
+    for (const JobWrite& w : writes) {
+      if (w.erase) {
+        scratch_batch_.Delete(encode_cf_[kJobs].get(), w.id);
+      } else {
+        scratch_batch_.Put(encode_cf_[kJobs].get(), w.id, w.value);
+      }
+    }
+    AppendBody(req);
   }
 
   // In `async` mode, a write whose caller waits for the answer (an enqueue) and that finds the

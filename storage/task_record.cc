@@ -177,6 +177,25 @@ void TaskStore::WriteAsync(std::span<const TaskRecord> records, WriteCallback* d
   }
 }
 
+Status TaskStore::WriteJobs(std::span<const JobWrite> writes) {
+  if (writes.empty()) return Status::Ok();
+  return Status::NotSupported("this task store keeps no scheduled jobs");
+}
+
+void TaskStore::WriteJobsAsync(std::span<const JobWrite> writes, WriteCallback* done) {
+  const Status s = WriteJobs(writes);
+  if (done != nullptr) {
+    done->OnWritten(s);
+  } else if (!s.ok()) {
+    std::fprintf(stderr, "bmos: job write failed: %s\n", s.ToString().c_str());
+  }
+}
+
+Status TaskStore::ForEachJob(
+    const std::function<void(std::string_view, std::string_view)>& /*visit*/) const {
+  return Status::Ok();
+}
+
 Result<StoreCounts> TaskStore::TerminalCounts() const {
   Result<StoreCounts> counts = Counts();
   if (!counts.ok()) return counts;

@@ -61,6 +61,14 @@ struct PurgeOptions {
   size_t max_batch = 1000;    // purge at most this many per call, so callers stay responsive
 };
 
+// One change to a scheduled job's persisted state (engine/scheduler.h owns the value's format;
+// the store keeps it as opaque bytes under the job id).
+struct JobWrite {
+  std::string id;
+  std::string value{};  // the job's new state (ignored when `erase`)
+  bool erase = false;   // remove the job instead
+};
+
 // Told when an asynchronous write (TaskStore::WriteAsync) is done.
 class WriteCallback {
  public:
@@ -134,6 +142,22 @@ class TaskStore {
 
   // Removes terminal records as `options` say; returns how many were removed.
   virtual Result<size_t> PurgeTerminal(const PurgeOptions& options) = 0;
+
+  // -- Scheduled jobs ---------------------------------------------------------------------------
+  // The scheduler's jobs live beside the task records and are written through the same ordered
+  // path: a job write submitted after a task write is never applied before it (and in the
+  // RocksDB store never survives a crash that the task write did not). Defaults: a store that
+  // keeps no jobs (writes fail with NotSupported; ForEachJob visits nothing).
+
+  // Applies `writes` in order, all or nothing, as durable as durability() promises.
+  virtual Status WriteJobs(std::span<const JobWrite> writes);
+  // WriteJobs without waiting, ordered with WriteAsync: `done` (may be null: errors are logged)
+  // is told the outcome as WriteAsync's callbacks are. A null `done` also lets a `sync` store
+  // apply the write without an fsync of its own: it becomes durable with the next fsynced write.
+  virtual void WriteJobsAsync(std::span<const JobWrite> writes, WriteCallback* done);
+  // Calls `visit` for every job (id, value), in id order.
+  virtual Status ForEachJob(
+      const std::function<void(std::string_view id, std::string_view value)>& visit) const;
 };
 
 }  // namespace bmos::storage

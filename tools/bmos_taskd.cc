@@ -19,6 +19,8 @@
 #include "api/service.h"
 #include "api/test_handlers.h"
 #include "engine/engine.h"
+#include "engine/scheduler.h"
+#include "engine/trigger.h"
 
 namespace {
 
@@ -43,6 +45,7 @@ struct Config {
   int64_t drain_seconds = 30;
   int64_t retention_hours = 24 * 7;
   int64_t retention_max_count = 1'000'000;
+  std::string timezone = "UTC";
 };
 
 // One option: its flag, environment variable, what it takes, help, and how it is stored.
@@ -138,6 +141,15 @@ std::vector<Option> Options() {
        "write the port served on to FILE once listening (for --listen with port 0)",
        [](Config& c, std::string_view v) {
          c.port_file = v;
+         return Status::Ok();
+       }},
+      {"--timezone", "BMOS_TIMEZONE", "ZONE",
+       "IANA time zone of scheduled jobs whose trigger_config has no \"timezone\". Default: UTC",
+       [](Config& c, std::string_view v) {
+         if (Result<std::string> z = bmos::engine::FormatIsoWithOffset(0, v); !z.ok()) {
+           return Status::InvalidArgument("--timezone: " + z.status().message());
+         }
+         c.timezone = v;
          return Status::Ok();
        }},
       {"--with-test-handlers", "BMOS_TEST_HANDLERS", nullptr,
@@ -343,9 +355,17 @@ int main(int argc, char** argv) {
     if (Status s = bmos::api::RegisterTestHandlers(*engine); !s.ok()) return Fail(s.ToString());
   }
 
+  // After the handlers: jobs name them. Runs missed while the server was down are handled now.
+  bmos::engine::SchedulerOptions sched_options;
+  sched_options.default_timezone = config.timezone;
+  Result<std::unique_ptr<bmos::engine::Scheduler>> scheduler =
+      bmos::engine::Scheduler::Open(engine.get(), sched_options);
+  if (!scheduler.ok()) return Fail("cannot start the scheduler: " + scheduler.status().ToString());
+
   bmos::api::ApiServiceOptions so;
   so.auth = config.auth == "jwt";
   so.jwt_secret = secret;
+  so.scheduler = scheduler->get();
   Result<std::unique_ptr<bmos::api::ApiService>> service =
       bmos::api::ApiService::Create(engine.get(), so);
   if (!service.ok()) return Fail(service.status().ToString());
@@ -391,9 +411,11 @@ int main(int argc, char** argv) {
   // start.
   (*server)->StopAccepting();
   (*service)->SetDraining();
+  (*scheduler)->Stop();  // no new runs; statistics written
   Status stopped = engine->Stop(std::chrono::seconds(config.drain_seconds));
   (*server)->Stop(std::chrono::seconds(5));
   server->reset();
+  scheduler->reset();
   engine.reset();  // closes the store (flushed by Stop)
   if (!stopped.ok()) return Fail("stop: " + stopped.ToString());
   std::printf("bmos-taskd: stopped\n");

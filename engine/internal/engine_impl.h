@@ -57,6 +57,11 @@ class EngineImpl final : public TaskRunner {
   // Engine::EnqueueAsync.
   void EnqueueAsync(std::vector<EnqueueRequest> requests, EnqueueCallback done);
   Result<TaskRecord> Get(const TaskId& id) const;
+  Status ValidateEnqueue(const EnqueueRequest& request) const {
+    Checked checked;
+    return Check(request, &checked);
+  }
+  void SetTaskEndObserver(TaskEndObserver observer);
   Status Cancel(const TaskId& id);
   Result<ListPage> List(const ListQuery& query) const;
   EngineStats Stats() const;
@@ -91,6 +96,15 @@ class EngineImpl final : public TaskRunner {
   using ReservedKeys = std::vector<std::pair<std::string, TaskId>>;
   class AsyncEnqueue;
 
+  // What Check found out about a request.
+  struct Checked {
+    const internal::HandlerEntry* entry = nullptr;
+    internal::QueueSlot* queue = nullptr;
+    int32_t max_retries = 0;
+    std::chrono::milliseconds timeout{0};
+  };
+  // Validates `request` without side effects (InvalidArgument naming the field).
+  Status Check(const EnqueueRequest& request, Checked* out) const;
   Result<Prepared> Prepare(EnqueueRequest& request, int64_t now_us);
   // Prepares every request into `prepared` (same size) or returns the first error (naming its
   // index in a batch); Unavailable once stopping. `has_keys`: some request has a unique key.
@@ -202,6 +216,17 @@ class EngineImpl final : public TaskRunner {
   // checks the state under wait_mu_, so the notification cannot fall between check and wait.
   mutable std::mutex wait_mu_;
   mutable std::condition_variable wait_cv_;
+
+  // Engine::SetTaskEndObserver. The current observer is read with one atomic load per ended
+  // task; every observer ever installed stays in observers_ until the engine is destroyed, so a
+  // call that loaded an older one may finish safely.
+  void NotifyTaskEnd(const TaskRecord& record) const {
+    const TaskEndObserver* observer = end_observer_.load(std::memory_order_acquire);
+    if (observer != nullptr) (*observer)(record);
+  }
+  std::atomic<const TaskEndObserver*> end_observer_{nullptr};
+  std::mutex observers_mu_;
+  std::vector<std::unique_ptr<TaskEndObserver>> observers_;  // GUARDED_BY(observers_mu_)
 
   internal::ShardedCounter enqueued_, completed_, failed_, retried_, cancelled_;
   int64_t started_at_s_ = 0;

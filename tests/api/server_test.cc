@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <set>
@@ -697,6 +698,190 @@ TEST(ServerLifecycle, NoAuthIsRefusedOffLoopbackAndBadFlagsExitWith2) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(local.Terminate(), std::optional<int>(0));
+}
+
+// -- Scheduled jobs -------------------------------------------------------------------------------
+
+// Polls GET /tasks/scheduled/{id} until `pred` holds for the job (bounded); returns the job.
+boost::json::object WaitJob(HttpClient& c, const std::string& id,
+                            const std::function<bool(const boost::json::object&)>& pred) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  boost::json::object last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = c.Get("/api/v1/tasks/scheduled/" + id);
+    if (!r.ok() || r->status != 200) break;
+    last = Parse(r->body).as_object();
+    if (pred(last)) return last;
+    std::this_thread::sleep_for(20ms);
+  }
+  ADD_FAILURE() << "job " << id << " never reached the condition: " << boost::json::serialize(last);
+  return last;
+}
+
+TEST_F(ServerTest, ScheduledJobRunsAndIsPausedResumedRunAndDeleted) {
+  HttpClient c = Client();
+  HttpResponse r = Must(c.Post("/api/v1/tasks/scheduled",
+                               R"({"job_name":"tick","job_function":"bmos.echo","job_type":)"
+                               R"("interval","trigger_config":{"seconds":1},)"
+                               R"("job_data":{"source":"sched"},"job_id":"tick-1"})"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  boost::json::value job = Parse(r.body);
+  EXPECT_EQ(job.at("job_id").as_string(), "tick-1");
+  EXPECT_EQ(job.at("state").as_string(), "active");
+  EXPECT_EQ(job.at("misfire_grace_time").to_number<double>(), 60.0);
+  EXPECT_TRUE(job.at("coalesce").as_bool());
+  EXPECT_EQ(job.at("max_instances").as_int64(), 1);
+  EXPECT_THAT(std::string(job.at("trigger").as_string()),
+              ::testing::StartsWith("interval[0:00:01"));
+  EXPECT_FALSE(job.at("next_run_time").is_null());
+
+  // It runs on its own, every second; its task carries the job's data.
+  boost::json::object ran = WaitJob(c, "tick-1", [](const boost::json::object& j) {
+    return j.at("stats").at("completed_runs").as_int64() >= 1;
+  });
+  const std::string task(ran.at("stats").at("last_task_id").as_string());
+  boost::json::object rec = WaitTerminal(c, task);
+  EXPECT_EQ(rec.at("task_name").as_string(), "bmos.echo");
+  EXPECT_EQ(boost::json::serialize(rec.at("task_data")), R"({"source":"sched"})");
+
+  r = Must(c.Post("/api/v1/tasks/scheduled/tick-1/pause", ""));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Parse(r.body).at("state").as_string(), "paused");
+  EXPECT_TRUE(Parse(r.body).at("next_run_time").is_null());
+  r = Must(c.Post("/api/v1/tasks/scheduled/tick-1/resume", ""));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Parse(r.body).at("state").as_string(), "active");
+
+  r = Must(c.Post("/api/v1/tasks/scheduled/tick-1/run", ""));
+  // 409 only if a timetable run of this 1 s job is still running; run-now is then refused.
+  ASSERT_TRUE(r.status == 200 || r.status == 409) << r.body;
+  if (r.status == 200) {
+    EXPECT_EQ(Parse(r.body).at("job_id").as_string(), "tick-1");
+    WaitTerminal(c, std::string(Parse(r.body).at("task_id").as_string()));
+  }
+
+  r = Must(c.Get("/api/v1/tasks/scheduled/"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_GE(Parse(r.body).at("count").as_int64(), 1);
+  r = Must(c.Get("/api/v1/tasks/scheduled/stats/overview"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  boost::json::value stats = Parse(r.body);
+  EXPECT_GE(stats.at("total").as_int64(), 1);
+  EXPECT_GE(stats.at("runs").as_int64(), 1);
+  for (const char* field : {"active", "paused", "missed", "failed", "fire_lateness_ms"}) {
+    EXPECT_TRUE(stats.as_object().contains(field)) << field;
+  }
+  HttpResponse m = Must(Client("").Get("/metrics"));
+  EXPECT_THAT(m.body, HasSubstr(R"(bmos_scheduler_jobs{state="active"})"));
+  EXPECT_THAT(m.body, HasSubstr("bmos_scheduler_fire_lateness_seconds_bucket"));
+
+  r = Must(c.Delete("/api/v1/tasks/scheduled/tick-1"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Must(c.Get("/api/v1/tasks/scheduled/tick-1")).status, 404);
+  EXPECT_EQ(Must(c.Delete("/api/v1/tasks/scheduled/tick-1")).status, 404);
+  EXPECT_EQ(Must(c.Post("/api/v1/tasks/scheduled/tick-1/run", "")).status, 404);
+}
+
+TEST_F(ServerTest, BadScheduledJobsAreRefusedAndNothingIsAdded) {
+  HttpClient c = Client();
+  auto refused = [&](const std::string& body, int status, const std::string& detail) {
+    HttpResponse r = Must(c.Post("/api/v1/tasks/scheduled", body));
+    EXPECT_EQ(r.status, status) << body << " -> " << r.body;
+    EXPECT_THAT(Detail(r), HasSubstr(detail)) << body;
+  };
+  const std::string head = R"({"job_name":"x","job_function":"bmos.noop",)";
+  refused(head + R"("job_type":"cron","trigger_config":{"hour":24}})", 422, "hour");
+  refused(head + R"("job_type":"cron","trigger_config":{"day_of_week":"funday"}})", 422,
+          "day_of_week");
+  refused(head + R"("job_type":"interval","trigger_config":{"seconds":0}})", 422, "trigger_config");
+  refused(head + R"("job_type":"date","trigger_config":{"run_date":"2020-01-01"}})", 422,
+          "never fires");
+  refused(head + R"("job_type":"weekly","trigger_config":{}})", 422, "job_type");
+  refused(head + R"("job_type":"cron","trigger_config":{"hour":2},"colour":1})", 422, "colour");
+  refused(head + R"("job_type":"cron","trigger_config":{"hour":2},"max_instances":0})", 422,
+          "max_instances");
+  refused(R"({"job_name":"x","job_function":"no.such","job_type":"cron","trigger_config":{}})", 422,
+          "job_function");
+  refused(R"({"job_name":"x","job_type":"cron","trigger_config":{}})", 422, "job_function");
+  refused(head + R"("job_type":"cron","trigger_config":{)", 400, "invalid JSON");
+  EXPECT_EQ(Must(c.Get("/api/v1/tasks/scheduled/?state=active")).status, 200);
+  EXPECT_EQ(Must(c.Get("/api/v1/tasks/scheduled/?state=sleeping")).status, 422);
+
+  const std::string ok = head + R"("job_type":"cron","trigger_config":{"hour":3},"job_id":"dup"})";
+  EXPECT_EQ(Must(c.Post("/api/v1/tasks/scheduled", ok)).status, 200);
+  refused(ok, 409, "already exists");
+  EXPECT_EQ(Must(c.Get("/api/v1/tasks/scheduled/nope")).status, 404);
+  EXPECT_EQ(Must(c.Post("/api/v1/tasks/scheduled/nope/pause", "")).status, 404);
+  EXPECT_EQ(Must(c.Delete("/api/v1/tasks/scheduled/dup")).status, 200);
+}
+
+TEST_F(ServerTest, ScheduledJobPermissions) {
+  HttpClient admin = Client("admin");
+  ASSERT_EQ(Must(admin.Post("/api/v1/tasks/scheduled",
+                            R"({"job_name":"p","job_function":"bmos.noop","job_type":"cron",)"
+                            R"("trigger_config":{"hour":4},"job_id":"perm"})"))
+                .status,
+            200);
+  HttpClient viewer = Client("viewer");
+  EXPECT_EQ(Must(viewer.Get("/api/v1/tasks/scheduled/perm")).status, 200);
+  EXPECT_EQ(Must(viewer.Get("/api/v1/tasks/scheduled/")).status, 200);
+  EXPECT_EQ(Must(viewer.Get("/api/v1/tasks/scheduled/stats/overview")).status, 200);
+  EXPECT_EQ(Must(viewer.Post("/api/v1/tasks/scheduled/perm/pause", "")).status, 403);
+  EXPECT_EQ(Must(viewer.Post("/api/v1/tasks/scheduled/perm/run", "")).status, 403);
+  EXPECT_EQ(Must(viewer.Post("/api/v1/tasks/scheduled",
+                             R"({"job_name":"p","job_function":"bmos.noop","job_type":"cron",)"
+                             R"("trigger_config":{"hour":4}})"))
+                .status,
+            403);
+  HttpClient op = Client("operator");
+  EXPECT_EQ(Must(op.Post("/api/v1/tasks/scheduled/perm/pause", "")).status, 200);
+  EXPECT_EQ(Must(op.Post("/api/v1/tasks/scheduled/perm/resume", "")).status, 200);
+  HttpResponse r = Must(op.Delete("/api/v1/tasks/scheduled/perm"));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_THAT(Detail(r), HasSubstr("TASK_DELETE"));
+  EXPECT_EQ(Must(admin.Delete("/api/v1/tasks/scheduled/perm")).status, 200);
+}
+
+TEST(ServerLifecycle, ScheduledJobsSurviveARestart) {
+  TempDir dir("taskd-sched");
+  const std::vector<std::string> flags = {"--durability", "sync", "--timezone", "Europe/Berlin"};
+  std::string next_run;
+  {
+    TaskdProcess server(kTaskd, dir.Sub("data"), flags);
+    ASSERT_TRUE(server.Start()) << server.log();
+    HttpClientOptions o;
+    o.bearer_token = TokenFor("admin");
+    HttpClient c(HttpEndpoint{"127.0.0.1", server.port()}, o);
+    auto r = c.Post("/api/v1/tasks/scheduled",
+                    R"({"job_name":"nightly","job_function":"bmos.noop","job_type":"cron",)"
+                    R"("trigger_config":{"hour":2,"minute":0},"job_id":"nightly"})");
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 200) << r->body;
+    boost::json::value job = Parse(r->body);
+    EXPECT_EQ(job.at("timezone").as_string(), "Europe/Berlin");  // the server's --timezone
+    EXPECT_THAT(std::string(job.at("next_run_time_local").as_string()), HasSubstr("T02:00:00+0"));
+    next_run = std::string(job.at("next_run_time").as_string());
+    r = c.Post("/api/v1/tasks/scheduled",
+               R"({"job_name":"held","job_function":"bmos.noop","job_type":"interval",)"
+               R"("trigger_config":{"hours":1},"job_id":"held","paused":true})");
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(server.Terminate(), std::optional<int>(0)) << server.log();
+  }
+  TaskdProcess again(kTaskd, dir.Sub("data"), flags);
+  ASSERT_TRUE(again.Start()) << again.log();
+  HttpClientOptions o;
+  o.bearer_token = TokenFor("viewer");
+  HttpClient c(HttpEndpoint{"127.0.0.1", again.port()}, o);
+  auto r = c.Get("/api/v1/tasks/scheduled/nightly");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Parse(r->body).at("next_run_time").as_string(), next_run);
+  r = c.Get("/api/v1/tasks/scheduled/held");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Parse(r->body).at("state").as_string(), "paused");
+  EXPECT_EQ(again.Terminate(), std::optional<int>(0)) << again.log();
 }
 
 }  // namespace
