@@ -12,6 +12,10 @@
 //   http              the HTTP server (api/server.h) in this process over an engine, driven by
 //                     a closed-loop keep-alive client (bench/http_load.h): requests/s, latency
 //                     of each request, CPU per request.
+//   schedule          J interval jobs of the scheduler (engine/scheduler.h): firing lateness,
+//                     fires/s, CPU of the timer thread and of the process, against a baseline
+//                     that enqueues the same tasks at the same times without the scheduler.
+//   schedule-restart  (sync/async) J persisted jobs: the time until a reopened scheduler runs.
 // Each scenario runs --repeat times on a fresh engine; the reported figure is the median.
 // Output is an aligned table, or with --json one JSON object per scenario and line.
 //
@@ -49,6 +53,7 @@
 #include "bench/http_load.h"
 #include "engine/engine.h"
 #include "engine/options.h"
+#include "engine/scheduler.h"
 #include "engine/task_context.h"
 #include "storage/rocksdb_task_store.h"
 #include "storage/status.h"
@@ -80,6 +85,21 @@ Scenarios (--scenario):
                written to a fresh store, which is closed; reports open_s, the time Engine::Open
                takes to replay them and accept work, the resident memory then, and the rate at
                which --workers workers then run them all.
+  schedule     (not part of "all") --jobs interval jobs (every --interval-ms) on a scheduler over
+               an engine (--mode, --workers) running no-op tasks. The jobs' start times are
+               spread evenly over one interval (with --aligned all start together, so every
+               fire is a burst of --jobs runs). After --warmup-s of fires, --seconds are
+               measured: fires/s, the firing lateness (when the timer handed a run's task to the
+               engine minus its scheduled time; p50, p99, p99.9, max in µs, to the scheduler's
+               histogram resolution of ~6%), the CPU of the scheduler's timer thread
+               (tmr_cpu_%, % of one core) and of the whole process (cpu_%). A second row,
+               schedule.base, enqueues the same tasks at the same times from a plain timed loop
+               (EnqueueAsync, no scheduler): cpu_% minus its cpu_% is the scheduler's CPU
+               excluding the tasks themselves. Missed or skipped runs fail the run.
+  schedule-restart  (--mode sync or async; not part of "all") --jobs jobs (hourly) are added
+               through the scheduler, then scheduler and engine are closed; reports
+               engine_open_s (Engine::Open) and open_s (Scheduler::Open: loading every job and
+               starting the timer, i.e. until the timetable runs).
 Every run of sync and async uses a fresh store in its own directory under --data-dir, removed
 after the run. Throughput and recovery runs end when the engine counts every task COMPLETED,
 which in sync and async mode means its completion record is written (fsynced in sync).
@@ -100,7 +120,8 @@ which in sync and async mode means its completion record is written (fsynced in 
                column prod shows --connections.
 
 Flags (a value may follow as "--flag value" or "--flag=value"):
-  --scenario S        throughput | latency | idle | recovery | http | all. Default: all.
+  --scenario S        throughput | latency | idle | recovery | http | schedule |
+                      schedule-restart | all. Default: all.
   --data-dir D        where the stores of sync and async runs go. Default: a new directory
                       under $TMPDIR (or /tmp), removed at the end.
   --recovery-tasks R  PENDING tasks of the recovery scenario, 1..100000000. Default: 1000000.
@@ -128,6 +149,9 @@ Flags (a value may follow as "--flag value" or "--flag=value"):
   --warmup-s S        http: load before the window, not measured, 0..3600. Default: 1.
   --get-tasks N       http get: tasks enqueued (and completed) before the load, whose ids the
                       GETs cycle over, 1..10000000. Default: 1000.
+  --jobs J            schedule and schedule-restart: jobs, 1..1000000. Default: 10000.
+  --interval-ms I     schedule: the jobs' interval in ms, 1..86400000. Default: 1000.
+  --aligned           schedule: every job starts at the same instant.
   --json              one JSON object per scenario and line instead of a table. Its top-level
                       figures are the medians; "runs" lists every run's figures.
 
@@ -163,6 +187,9 @@ struct Flags {
   double duration_s = 5;
   double warmup_s = 1;
   int64_t get_tasks = 1000;
+  int64_t jobs = 10'000;
+  int64_t interval_ms = 1000;
+  bool aligned = false;
 };
 
 // A failed run: the message, and the exit status it leads to.
@@ -211,6 +238,10 @@ Flags ParseFlags(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       std::exit(0);
     }
+    if (arg == "--aligned") {
+      f.aligned = true;
+      continue;
+    }
     if (arg == "--json") {
       f.json = true;
       continue;
@@ -227,9 +258,11 @@ Flags ParseFlags(int argc, char** argv) {
     }
     if (name == "scenario") {
       if (value != "throughput" && value != "latency" && value != "idle" && value != "all" &&
-          value != "recovery" && value != "http") {
+          value != "recovery" && value != "http" && value != "schedule" &&
+          value != "schedule-restart") {
         UsageError("--scenario: '" + std::string(value) +
-                   "' is not one of throughput, latency, idle, recovery, http, all");
+                   "' is not one of throughput, latency, idle, recovery, http, schedule, "
+                   "schedule-restart, all");
       }
       f.scenario = value;
     } else if (name == "mode") {
@@ -279,6 +312,10 @@ Flags ParseFlags(int argc, char** argv) {
       f.warmup_s = ParseSeconds(name, value, 0, 3600);
     } else if (name == "get-tasks") {
       f.get_tasks = ParseInt(name, value, 1, 10'000'000);
+    } else if (name == "jobs") {
+      f.jobs = ParseInt(name, value, 1, 1'000'000);
+    } else if (name == "interval-ms") {
+      f.interval_ms = ParseInt(name, value, 1, 86'400'000);
     } else {
       UsageError("unknown flag '--" + std::string(name) + "'");
     }
@@ -289,6 +326,9 @@ Flags ParseFlags(int argc, char** argv) {
   }
   if (f.scenario == "recovery" && f.mode == "memory") {
     UsageError("--scenario recovery needs --mode sync or async (memory has nothing to recover)");
+  }
+  if (f.scenario == "schedule-restart" && f.mode == "memory") {
+    UsageError("--scenario schedule-restart needs --mode sync or async (memory keeps no jobs)");
   }
   return f;
 }
@@ -910,8 +950,8 @@ std::optional<Run> RunHttp(const Flags& f, Failure* failure) {
   load.duration_s = f.duration_s;
   load.max_wait_s = f.max_wait;
   if (f.http_op == "enqueue") {
-    load.requests.push_back(HttpRequest("POST", "/api/v1/tasks/enqueue", port, token,
-                                        R"({"task_name":"bmos.noop"})"));
+    load.requests.push_back(
+        HttpRequest("POST", "/api/v1/tasks/enqueue", port, token, R"({"task_name":"bmos.noop"})"));
   } else {
     // The tasks to read, enqueued straight into the engine and run to completion first, so
     // every GET reads a finished task's record.
@@ -925,14 +965,14 @@ std::optional<Run> RunHttp(const Flags& f, Failure* failure) {
       }
       char id[36];
       r->id.Format(id);
-      load.requests.push_back(HttpRequest(
-          "GET", "/api/v1/tasks/" + std::string(id, sizeof id), port, token, ""));
+      load.requests.push_back(
+          HttpRequest("GET", "/api/v1/tasks/" + std::string(id, sizeof id), port, token, ""));
     }
     uint64_t completed = 0;
     if (!WaitStatsCompleted(*served.bench, static_cast<uint64_t>(f.get_tasks), f.max_wait,
                             &completed)) {
-      *failure = {"http.get: " + std::to_string(completed) + " of " +
-                      std::to_string(f.get_tasks) + " tasks completed within --max-wait",
+      *failure = {"http.get: " + std::to_string(completed) + " of " + std::to_string(f.get_tasks) +
+                      " tasks completed within --max-wait",
                   1};
       return std::nullopt;
     }
@@ -958,8 +998,7 @@ std::optional<Run> RunHttp(const Flags& f, Failure* failure) {
     return std::nullopt;
   }
   if (result->measured == 0) {
-    *failure = {"no answer completed within the measured window (" + result->Summary() + ")",
-                1};
+    *failure = {"no answer completed within the measured window (" + result->Summary() + ")", 1};
     return std::nullopt;
   }
   if (!stopped.ok()) {
@@ -984,6 +1023,193 @@ std::optional<Run> RunHttp(const Flags& f, Failure* failure) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The scheduler.
+
+double UnixSecondsNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The first fire time of job i of the schedule scenario (Unix seconds): jobs spread evenly over
+// one interval after `base`, or all at `base` (--aligned).
+double FirstFire(const Flags& f, double base, int64_t i) {
+  if (f.aligned) return base;
+  return base + static_cast<double>(f.interval_ms) / 1000.0 * static_cast<double>(i) /
+                    static_cast<double>(f.jobs);
+}
+
+// How long adding the jobs may take before their first fires (a generous bound: about 100 µs a
+// job, and at least 1 s).
+double SetupSeconds(const Flags& f) { return 1.0 + 1e-4 * static_cast<double>(f.jobs); }
+
+// The schedule scenario: `baseline` runs the plain timed loop instead of the scheduler.
+std::optional<Run> RunSchedule(const Flags& f, bool baseline, Failure* failure) {
+  std::unique_ptr<Bench> b = OpenBench(f, f.workers, 0, failure);
+  if (b == nullptr) return std::nullopt;
+  const double base = UnixSecondsNow() + SetupSeconds(f);
+  const double interval_s = static_cast<double>(f.interval_ms) / 1000.0;
+  std::unique_ptr<engine::Scheduler> scheduler;
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> base_fires{0};
+  // Shared with the baseline's enqueue callbacks, which may run until the engine closes.
+  auto base_failed = std::make_shared<std::atomic<bool>>(false);
+  std::thread loop;
+  if (!baseline) {
+    auto opened = engine::Scheduler::Open(b->engine.get());
+    if (!opened.ok()) {
+      *failure = {"cannot open the scheduler: " + opened.status().ToString(), 2};
+      return std::nullopt;
+    }
+    scheduler = std::move(opened).value();
+    for (int64_t i = 0; i < f.jobs; ++i) {
+      engine::JobSpec spec;
+      spec.id = "bench-" + std::to_string(i);
+      spec.name = spec.id;
+      spec.function = kNoop;
+      spec.type = engine::TriggerType::kInterval;
+      spec.trigger_config["seconds"] = interval_s;
+      spec.trigger_config["start_date"] = FirstFire(f, base, i);
+      auto added = scheduler->Add(std::move(spec));
+      if (!added.ok()) {
+        *failure = {"cannot add job " + std::to_string(i) + ": " + added.status().ToString(), 1};
+        return std::nullopt;
+      }
+    }
+  } else {
+    // The same tasks at the same times: sleep until the next due time, enqueue what is due.
+    loop = std::thread([&] {
+      int64_t round = 0;
+      double last_pass = 0;
+      while (!stop.load(std::memory_order_acquire)) {
+        for (int64_t i = 0; i < f.jobs && !stop.load(std::memory_order_acquire);) {
+          const double due = FirstFire(f, base, i) + interval_s * static_cast<double>(round);
+          // The scheduler's default min_wake_interval (500 µs) between passes, so both enqueue
+          // the same batches.
+          const double earliest = last_pass + 500e-6;
+          const auto wait =
+              std::chrono::duration<double>(std::max(due, earliest) - UnixSecondsNow());
+          if (wait.count() > 0) std::this_thread::sleep_for(wait);
+          last_pass = UnixSecondsNow();
+          const double now = UnixSecondsNow();
+          std::vector<engine::EnqueueRequest> requests;
+          while (i < f.jobs &&
+                 FirstFire(f, base, i) + interval_s * static_cast<double>(round) <= now) {
+            requests.push_back(NoopRequest());
+            ++i;
+          }
+          const auto n = static_cast<int64_t>(requests.size());
+          b->engine->EnqueueAsync(
+              std::move(requests),
+              [base_failed](storage::Result<std::vector<engine::EnqueueResult>> r) {
+                if (!r.ok()) base_failed->store(true);
+              });
+          base_fires.fetch_add(n, std::memory_order_relaxed);
+        }
+        ++round;
+      }
+    });
+  }
+  const double setup_left = base - UnixSecondsNow();
+  if (setup_left < 0) {
+    *failure = {"adding the jobs took longer than the " + std::to_string(SetupSeconds(f)) +
+                    " s allowed before their first fires",
+                1};
+    return std::nullopt;
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(setup_left + f.warmup_s));
+  const auto fires = [&]() -> int64_t {
+    return baseline ? base_fires.load() : static_cast<int64_t>(scheduler->Stats().fired_total);
+  };
+  const OthersProbe probe;
+  const int64_t fires0 = fires();
+  const double cpu0 = ProcessCpuSeconds();
+  const int64_t timer0 = baseline ? 0 : scheduler->Stats().timer_cpu_us;
+  const auto start = SteadyClock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(f.seconds));
+  const double measured = SecondsSince(start);
+  const double cpu = ProcessCpuSeconds() - cpu0;
+  const int64_t fired = fires() - fires0;
+  Run run;
+  run.push_back({"fires_per_sec", static_cast<double>(fired) / measured});
+  if (!baseline) {
+    const engine::SchedulerStats st = scheduler->Stats();
+    if (st.missed_total + st.skipped_total > 0) {
+      *failure = {std::to_string(st.missed_total) + " missed and " +
+                      std::to_string(st.skipped_total) + " skipped runs",
+                  1};
+      return std::nullopt;
+    }
+    run.push_back({"p50_us", st.lateness.p50_ms * 1000});
+    run.push_back({"p99_us", st.lateness.p99_ms * 1000});
+    run.push_back({"p999_us", st.lateness.p999_ms * 1000});
+    run.push_back({"max_us", st.lateness.max_ms * 1000});
+    run.push_back(
+        {"timer_cpu_pct", 100.0 * static_cast<double>(st.timer_cpu_us - timer0) / 1e6 / measured});
+    scheduler->Stop();
+  } else {
+    stop.store(true, std::memory_order_release);
+    loop.join();
+    if (base_failed->load()) {
+      *failure = {"an enqueue of the baseline failed", 1};
+      return std::nullopt;
+    }
+  }
+  run.push_back({"cpu_pct", 100.0 * cpu / measured});
+  run.push_back({"others_cpu_pct", probe.OthersPct()});
+  return run;
+}
+
+std::optional<Run> RunScheduleRestart(const Flags& f, Failure* failure) {
+  std::unique_ptr<Bench> b = OpenBench(f, f.workers, 0, failure);
+  if (b == nullptr) return std::nullopt;
+  {
+    auto opened = engine::Scheduler::Open(b->engine.get());
+    if (!opened.ok()) {
+      *failure = {"cannot open the scheduler: " + opened.status().ToString(), 2};
+      return std::nullopt;
+    }
+    for (int64_t i = 0; i < f.jobs; ++i) {
+      engine::JobSpec spec;
+      spec.id = "bench-" + std::to_string(i);
+      spec.name = spec.id;
+      spec.function = kNoop;
+      spec.type = engine::TriggerType::kInterval;
+      spec.trigger_config["hours"] = 1;
+      auto added = (*opened)->Add(std::move(spec));
+      if (!added.ok()) {
+        *failure = {"cannot add job " + std::to_string(i) + ": " + added.status().ToString(), 1};
+        return std::nullopt;
+      }
+    }
+    (*opened)->Stop();
+  }
+  b->engine.reset();  // closes the store
+  const OthersProbe probe;
+  const auto start = SteadyClock::now();
+  if (!OpenEngine(f, f.workers, b.get(), failure)) return std::nullopt;
+  const double engine_open = SecondsSince(start);
+  const auto sched_start = SteadyClock::now();
+  auto reopened = engine::Scheduler::Open(b->engine.get());
+  const double open = SecondsSince(sched_start);
+  if (!reopened.ok()) {
+    *failure = {"cannot reopen the scheduler: " + reopened.status().ToString(), 1};
+    return std::nullopt;
+  }
+  const engine::SchedulerStats st = (*reopened)->Stats();
+  if (static_cast<int64_t>(st.jobs) != f.jobs) {
+    *failure = {"reopened with " + std::to_string(st.jobs) + " jobs, not " + std::to_string(f.jobs),
+                1};
+    return std::nullopt;
+  }
+  Run run;
+  run.push_back({"engine_open_s", engine_open});
+  run.push_back({"open_s", open});
+  run.push_back({"rss_mib", ResidentMiB()});
+  run.push_back({"others_cpu_pct", probe.OthersPct()});
+  (*reopened)->Stop();
+  return run;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Output.
 
 struct Column {
@@ -997,14 +1223,17 @@ constexpr Column kColumns[] = {
     {"tasks/s", "tasks_per_sec", 12, 0},
     {"enqueue/s", "enqueue_per_sec", 12, 0},
     {"req/s", "requests_per_sec", 10, 0},
+    {"fires/s", "fires_per_sec", 10, 0},
     {"p50_us", "p50_us", 9, 2},
     {"p99_us", "p99_us", 9, 2},
     {"p99.9_us", "p999_us", 9, 2},
     {"max_us", "max_us", 10, 2},
+    {"tmr_cpu_%", "timer_cpu_pct", 9, 3},
     {"cpu_%", "cpu_pct", 7, 3},
     {"cpu_us/req", "cpu_us_per_req", 10, 1},
     {"cli_us/req", "client_cpu_us_per_req", 10, 1},
-    {"open_s", "open_s", 7, 2},
+    {"eng_open_s", "engine_open_s", 10, 3},
+    {"open_s", "open_s", 7, 3},
     {"rss_MiB", "rss_mib", 8, 1},
     {"rec/commit", "records_per_commit", 10, 1},
     {"others_%", "others_cpu_pct", 8, 1},
@@ -1060,6 +1289,11 @@ void PrintJson(const Flags& f, const ScenarioResult& r) {
   line += ",\"tasks\":" + std::to_string(r.tasks);
   if (r.scenario == "throughput") line += ",\"batch\":" + std::to_string(f.batch);
   if (r.scenario == "latency.start") line += ",\"rate\":" + std::to_string(f.rate);
+  if (r.scenario.starts_with("schedule")) {
+    line += ",\"jobs\":" + std::to_string(f.jobs);
+    line += ",\"interval_ms\":" + std::to_string(f.interval_ms);
+    line += std::string(",\"aligned\":") + (f.aligned ? "true" : "false");
+  }
   if (r.scenario.starts_with("http.")) {
     line += ",\"connections\":" + std::to_string(f.connections);
     line += ",\"client_threads\":" + std::to_string(f.client_threads);
@@ -1163,6 +1397,28 @@ int Main(int argc, char** argv) {
                  .tasks = f.http_op == "get" ? f.get_tasks : 0,
                  .runs = {}},
                 [&](Failure* failure) { return RunHttp(f, failure); });
+  }
+  if (f.scenario == "schedule") {
+    RunScenario(
+        f,
+        {.scenario = "schedule", .producers = 0, .workers = f.workers, .tasks = f.jobs, .runs = {}},
+        [&](Failure* failure) { return RunSchedule(f, /*baseline=*/false, failure); });
+    RunScenario(f,
+                {.scenario = "schedule.base",
+                 .producers = 0,
+                 .workers = f.workers,
+                 .tasks = f.jobs,
+                 .runs = {}},
+                [&](Failure* failure) { return RunSchedule(f, /*baseline=*/true, failure); });
+  }
+  if (f.scenario == "schedule-restart") {
+    RunScenario(f,
+                {.scenario = "schedule-restart",
+                 .producers = 0,
+                 .workers = f.workers,
+                 .tasks = f.jobs,
+                 .runs = {}},
+                [&](Failure* failure) { return RunScheduleRestart(f, failure); });
   }
   if (all || f.scenario == "idle") {
     RunScenario(

@@ -121,6 +121,12 @@ struct SchedulerOptions {
   std::chrono::milliseconds stats_flush_interval{1000};
   // Most jobs the scheduler holds (an Add beyond it is refused). Default: 1,000,000.
   size_t max_jobs = 1'000'000;
+  // The timer thread sleeps at least this long between two passes: runs that fall due within
+  // it wait for the next pass and are enqueued together. Under a dense timetable (thousands of
+  // fires a second) this turns one wake-up per fire into one per interval, at the price of up to
+  // this much lateness; a sparse timetable is not affected (the timer sleeps until its next run).
+  // 0: wake for every run. Default: 500 µs.
+  std::chrono::microseconds min_wake_interval{500};
 };
 
 class Scheduler {
