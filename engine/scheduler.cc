@@ -492,7 +492,6 @@ class Scheduler::Core : public std::enable_shared_from_this<Scheduler::Core> {
       heap_;                   // GUARDED_BY(mu_)
   std::vector<JobPtr> dirty_;  // GUARDED_BY(mu_)
   int64_t flush_at_ = kNever;  // GUARDED_BY(mu_)
-  int64_t caught_up_to_ = 0;   // GUARDED_BY(mu_): runs due at or before it are handled
   uint64_t inflight_ = 0;      // GUARDED_BY(mu_): EnqueueAsync calls not answered
   uint64_t fired_total_ = 0, missed_total_ = 0, skipped_total_ = 0;  // GUARDED_BY(mu_)
   bool stop_ = false;                                                // GUARDED_BY(mu_)
@@ -608,7 +607,6 @@ int64_t Scheduler::Core::RunDue() {
       ++inflight_;
     }
     next = caught_up ? std::min(heap_.empty() ? kNever : heap_.top().at, flush_at_) : now;
-    if (caught_up) caught_up_to_ = std::max(caught_up_to_, now);
   }
   warnings.Print();
   if (!batch.requests.empty()) {
@@ -1119,7 +1117,9 @@ bool Scheduler::Core::WaitIdle(std::chrono::milliseconds timeout) const {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_lock<std::mutex> lock(mu_);
   return idle_cv_.wait_until(
-      lock, deadline, [&] { return inflight_ == 0 && caught_up_to_ >= clock_->NowMicros(); });
+      // Idle: nothing due is left in the heap (a pass took it) and every enqueue was answered.
+      lock, deadline,
+      [&] { return inflight_ == 0 && (heap_.empty() || heap_.top().at > clock_->NowMicros()); });
 }
 
 void Scheduler::Core::Stop() {

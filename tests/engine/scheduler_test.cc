@@ -77,7 +77,7 @@ class SchedulerTest : public ::testing::Test {
   void Restart(int64_t downtime_us) {
     scheduler_->Stop();
     scheduler_.reset();
-    BMOS_ASSERT_OK(engine_->Stop(10s));
+    BMOS_ASSERT_OK(engine_->Stop(100ms));  // blocked handlers are cancelled, not waited for
     engine_.reset();
     clock_.AdvanceMicros(downtime_us);
     OpenEngine(/*durable=*/true);
@@ -430,6 +430,32 @@ TEST_F(SchedulerTest, JobsSurviveARestartAndMissedRunsFollowTheRules) {
   Restart(0);
   EXPECT_EQ(scheduler_->Get("held").status().code(), Status::Code::kNotFound);
   EXPECT_EQ(scheduler_->Stats().jobs, 2u);
+}
+
+// A run still waiting at a restart is known to its job afterwards (its id is in the job's
+// record): when it ends after the restart, the job counts it and frees its max_instances slot.
+TEST_F(SchedulerTest, RunsWaitingAtARestartAreCountedWhenTheyEnd) {
+  scheduler_->Stop();
+  scheduler_.reset();
+  BMOS_ASSERT_OK(engine_->Stop(10s));
+  engine_.reset();
+  OpenEngine(/*durable=*/true);
+  // Both workers blocked: the job's run waits PENDING.
+  for (int i = 0; i < 2; ++i) BMOS_ASSERT_OK(engine_->Enqueue({.name = "job.block"}));
+  ASSERT_TRUE(started_.WaitAtLeast(2));
+  Add(Interval("waiting", R"({"seconds": 10})"));
+  Advance(10 * kSecond);
+  JobInfo job = GetJob("waiting");
+  ASSERT_EQ(job.running.size(), 1u);
+  const TaskId run = job.running[0];
+  EXPECT_EQ(engine_->Get(run)->state, TaskState::kPending);
+
+  Restart(0);  // the run is recovered PENDING and runs on the new engine
+  WaitRunsEnded("waiting", 1);
+  job = GetJob("waiting");
+  EXPECT_EQ(job.stats.completed_runs, 1u);
+  EXPECT_TRUE(job.running.empty());
+  EXPECT_EQ(job.stats.last_task_id, run.ToString());
 }
 
 // A crash after a run's task was written but before the job's record advanced: after the restart
