@@ -2,7 +2,9 @@
 //
 // main() dispatches to a command group or an HTTP command:
 //   store   (a group) reads a task store directory directly, without a server (dump, stats)
-//   schedule (a group) checks a trigger locally: `schedule preview` prints its next fire times
+//   schedule (a group) scheduled jobs: `schedule preview` checks a trigger locally (its next
+//           fire times); add, list, get, pause, resume, run, delete and stats manage the jobs of
+//           a running bmos-taskd over HTTP, with the HTTP commands' connection flags
 //   enqueue, get, cancel, list, stats, wait, token
 //           talk to a running bmos-taskd over HTTP through bmos::api::HttpClient (token only
 //           mints a JWT from the server's secret)
@@ -103,15 +105,20 @@ int RunStoreGroup(Args args);
 int RunScheduleGroup(Args args);
 void PrintScheduleUsage(FILE* out);
 
+bool IsScheduleHttpCommand(std::string_view command);
+
 struct CommandGroup {
   std::string_view name;
   int (*run)(Args args);  // the arguments after the group's name; returns the exit status
   void (*print_usage)(FILE* out);
+  // Whether the group's `command` talks to the server, and so also takes the HTTP commands'
+  // global flags before the group's name (bmos-task --url U schedule list); null: none does.
+  bool (*is_http_command)(std::string_view command) = nullptr;
 };
 
 constexpr CommandGroup kGroups[] = {
     {"store", RunStoreGroup, PrintStoreUsage},
-    {"schedule", RunScheduleGroup, PrintScheduleUsage},
+    {"schedule", RunScheduleGroup, PrintScheduleUsage, IsScheduleHttpCommand},
 };
 
 void PrintHttpUsage(FILE* out);
@@ -509,7 +516,10 @@ int RunStoreGroup(Args args) {
 
 void PrintScheduleUsage(FILE* out) {
   std::fputs(
-      "bmos-task schedule: check a timetable locally, without a server.\n"
+      "bmos-task schedule: scheduled jobs. `preview` checks a timetable locally, without a\n"
+      "server; the other commands manage the jobs of a running bmos-taskd over HTTP\n"
+      "(/api/v1/tasks/scheduled) and take the HTTP commands' flags --url, --token, --data-dir\n"
+      "and --json, before `schedule` or after the command (see bmos-task --help).\n"
       "\n"
       "  bmos-task schedule preview --type cron|interval|date --trigger JSON --from ISO\n"
       "                             [--count N] [--tz ZONE]\n"
@@ -527,7 +537,59 @@ void PrintScheduleUsage(FILE* out) {
       "      --tz ZONE      the default IANA time zone (a \"timezone\" field of the trigger wins;\n"
       "                     default UTC)\n"
       "      An invalid trigger exits 2 with the reason (naming the field) on stderr. Fewer\n"
-      "      than N lines mean the trigger never fires again after the last one.\n",
+      "      than N lines mean the trigger never fires again after the last one.\n"
+      "\n"
+      "  bmos-task schedule add --name NAME --function TASK --type cron|interval|date\n"
+      "                         --trigger JSON [--data JSON] [--queue Q] [--priority P]\n"
+      "                         [--max-retries N] [--misfire-grace SECONDS|none] [--no-coalesce]\n"
+      "                         [--max-instances N] [--id JOB_ID] [--paused]\n"
+      "      Add a job (POST /api/v1/tasks/scheduled); print its id, state and next run time.\n"
+      "      --name NAME        the job's name (required)\n"
+      "      --function TASK    the registered task each run enqueues (required)\n"
+      "      --type T           cron, interval or date (required)\n"
+      "      --trigger JSON     the trigger config, a JSON object as for preview (required)\n"
+      "      --data JSON        the data of every run's task, a JSON object (default: {})\n"
+      "      --queue Q          the queue of its tasks (default: the task's)\n"
+      "      --priority P       LOW, NORMAL, HIGH or CRITICAL (any case; default NORMAL)\n"
+      "      --max-retries N    attempts after a run's first failure (default: the server's)\n"
+      "      --misfire-grace S  a run more than S seconds late (S > 0) is missed instead; none:\n"
+      "                         no limit (default 60)\n"
+      "      --no-coalesce      after a downtime run every due run, not only the latest\n"
+      "      --max-instances N  most runs of the job unfinished at once (default 1)\n"
+      "      --id JOB_ID        the job's id, 1..128 of A-Z a-z 0-9 . _ ~ - (default: generated)\n"
+      "      --paused           add the job paused: no runs until it is resumed\n"
+      "\n"
+      "  bmos-task schedule list [--state active|paused|finished] [--limit N] [--cursor C]\n"
+      "      Print a page of jobs by id (GET /api/v1/tasks/scheduled/) and the cursor of the\n"
+      "      next page if there is one.\n"
+      "      --state S   only jobs in state S (finished: the trigger fires no more)\n"
+      "      --limit N   at most N jobs (default: the server's, 100)\n"
+      "      --cursor C  the page after cursor C (printed by the previous page)\n"
+      "\n"
+      "  bmos-task schedule get JOB_ID\n"
+      "      Print the job (GET /api/v1/tasks/scheduled/JOB_ID) as a key/value table.\n"
+      "\n"
+      "  bmos-task schedule pause JOB_ID\n"
+      "  bmos-task schedule resume JOB_ID\n"
+      "      Pause the job (no runs until resumed), or resume it (its next run is computed from\n"
+      "      now: runs that fell due while it was paused are not made up); print its id, state\n"
+      "      and next run time.\n"
+      "\n"
+      "  bmos-task schedule run JOB_ID\n"
+      "      Enqueue a run now, outside the timetable; print its task's id and status (follow it\n"
+      "      with bmos-task wait TASK_ID).\n"
+      "\n"
+      "  bmos-task schedule delete JOB_ID\n"
+      "      Delete the job; tasks it already enqueued run on.\n"
+      "\n"
+      "  bmos-task schedule stats\n"
+      "      Print the scheduler's totals (GET /api/v1/tasks/scheduled/stats/overview): jobs by\n"
+      "      state, runs and how they ended, the next run time and the firing lateness.\n"
+      "\n"
+      "Exit status of the commands that talk to the server: 0 on success, 1 when the server\n"
+      "answered an error (its HTTP status and detail on stderr) or could not be reached, 2 on\n"
+      "bad usage (checked before any request: a missing flag, --trigger or --data not a JSON\n"
+      "object, a bad number).\n",
       out);
 }
 
@@ -595,11 +657,6 @@ int RunSchedulePreview(Args args) {
   return FinishStdout(command);
 }
 
-int RunScheduleGroup(Args args) {
-  static constexpr GroupCommand kCommands[] = {{"preview", RunSchedulePreview}};
-  return RunGroupCommand("schedule", kCommands, PrintScheduleUsage, args);
-}
-
 // -- HTTP commands -----------------------------------------------------------------------------
 //
 // Each command is one request (wait: a bounded series of them) to bmos-taskd through
@@ -627,6 +684,8 @@ void PrintHttpUsage(FILE* out) {
       "  --data-dir DIR  the server's data directory, where jwt.secret lives (default:\n"
       "                  $BMOS_DATA_DIR, else ./bmos-data); never created by this tool\n"
       "  --json          print the server's JSON answer as-is, on one line\n"
+      "The schedule commands but preview (bmos-task schedule --help) talk to the server too and\n"
+      "take the same flags.\n"
       "\n"
       "  bmos-task enqueue NAME [--data JSON] [--queue Q] [--priority P] [--max-retries N]\n"
       "                    [--delay SECONDS] [--eta ISO] [--timeout SECONDS] [--unique-key K]\n"
@@ -896,12 +955,13 @@ int UsageError(const std::string& command, const std::string& message) {
 }
 
 // The common start of an HTTP command: parses its flags (its own and the global ones) and
-// positional arguments, answers --help, checks the number of positional arguments and builds
-// the client. Returns the exit status when the command ends here.
+// positional arguments, answers --help (with `print_usage`), checks the number of positional
+// arguments and builds the client. Returns the exit status when the command ends here.
 std::optional<int> StartHttpCommand(const std::string& command, Args args,
                                     std::span<const FlagSpec> own_specs, size_t positional_count,
                                     std::string_view positional_name, ParsedFlags* flags,
-                                    std::vector<std::string_view>* positional, HttpContext* ctx) {
+                                    std::vector<std::string_view>* positional, HttpContext* ctx,
+                                    void (*print_usage)(FILE*) = PrintHttpUsage) {
   std::vector<FlagSpec> specs(own_specs.begin(), own_specs.end());
   for (const FlagSpec& g : kGlobalSpecs) {
     if (std::none_of(specs.begin(), specs.end(),
@@ -911,7 +971,7 @@ std::optional<int> StartHttpCommand(const std::string& command, Args args,
   bool help = false;
   if (!ParseFlags(command, args, specs, flags, &help, positional)) return kExitUsage;
   if (help) {
-    PrintHttpUsage(stdout);
+    print_usage(stdout);
     return kExitOk;
   }
   if (positional->size() < positional_count) {
@@ -923,6 +983,76 @@ std::optional<int> StartHttpCommand(const std::string& command, Args args,
   }
   if (ctx == nullptr) return std::nullopt;
   return MakeHttpContext(command, *flags, ctx);
+}
+
+// The common end of an HTTP command: sends one request and prints the answer, the server's
+// body as-is with --json, else what `print` makes of it as a JSON object. Returns the exit
+// status (1 when the request failed, the answer is not a JSON object or stdout failed).
+template <typename Print>
+int SendAndPrint(HttpContext& ctx, bmos::api::HttpMethod method, const std::string& target,
+                 std::string_view body, Print print) {
+  std::optional<bmos::api::HttpResponse> r = Send(ctx, method, target, body);
+  if (!r) return kExitFailure;
+  if (ctx.as_json) return PrintBody(ctx, std::move(r->body));
+  std::optional<json::object> o = ParseObject(ctx, r->body);
+  if (!o) return kExitFailure;
+  print(*o);
+  return FinishStdout(ctx.command);
+}
+
+// Reads a whole-number flag into *out when given; false after printing a usage error when its
+// value is not a whole number in [min, max].
+bool WholeNumberFlag(const std::string& command, const ParsedFlags& flags, std::string_view name,
+                     uint64_t min, uint64_t max, std::optional<uint64_t>* out) {
+  std::optional<std::string_view> text = Flag(flags, name);
+  if (!text) return true;
+  uint64_t n = 0;
+  if (!ParseUint(*text, &n) || n < min || n > max) {
+    UsageError(command, std::string(name) + " wants a whole number " +
+                            (max == std::numeric_limits<uint64_t>::max()
+                                 ? ">= " + std::to_string(min)
+                                 : "from " + std::to_string(min) + " to " + std::to_string(max)) +
+                            ", got '" + std::string(*text) + "'");
+    return false;
+  }
+  *out = n;
+  return true;
+}
+
+// Reads a JSON-object flag (--data, --trigger) into *out when given; false after printing a
+// usage error naming the flag when its value is not a JSON object.
+bool JsonObjectFlag(const std::string& command, const ParsedFlags& flags, std::string_view name,
+                    std::string_view example, std::optional<json::object>* out) {
+  std::optional<std::string_view> text = Flag(flags, name);
+  if (!text) return true;
+  std::error_code ec;
+  json::value v = json::parse(*text, ec);
+  if (ec || !v.is_object()) {
+    UsageError(command, std::string(name) + " wants a JSON object, e.g. '" + std::string(example) +
+                            "', got '" + std::string(*text) + "'");
+    return false;
+  }
+  *out = std::move(v.as_object());
+  return true;
+}
+
+// Appends "?key=value" or "&key=value" to a query string, the value percent-encoded.
+void AddQuery(std::string* query, std::string_view key, std::string_view value) {
+  *query += query->empty() ? "?" : "&";
+  *query += key;
+  *query += "=";
+  *query += bmos::api::PercentEncode(value);
+}
+
+// An enqueue's answer (also a scheduled job's run-now): "TASK_ID STATUS", and why nothing was
+// created when a live task had the unique key.
+void PrintEnqueued(const json::object& o) {
+  std::string line = Cell(o, "task_id") + " " + Cell(o, "status");
+  if (const json::value* created = o.if_contains("created");
+      created != nullptr && created->is_bool() && !created->as_bool()) {
+    line += " (not created: a live task has this unique key)";
+  }
+  WriteLine(line);
 }
 
 int RunEnqueue(Args args) {
@@ -939,16 +1069,9 @@ int RunEnqueue(Args args) {
   }
   json::object body;
   body["task_name"] = positional[0];
-  body["task_data"] = json::object();
-  if (std::optional<std::string_view> data = Flag(flags, "--data")) {
-    std::error_code ec;
-    json::value v = json::parse(*data, ec);
-    if (ec || !v.is_object()) {
-      return UsageError(command, "--data wants a JSON object, e.g. '{\"file\":\"a.csv\"}', got '" +
-                                     std::string(*data) + "'");
-    }
-    body["task_data"] = std::move(v);
-  }
+  std::optional<json::object> data;
+  if (!JsonObjectFlag(command, flags, "--data", R"({"file":"a.csv"})", &data)) return kExitUsage;
+  body["task_data"] = data ? std::move(*data) : json::object();
   if (std::optional<std::string_view> q = Flag(flags, "--queue")) body["queue_name"] = *q;
   if (std::optional<std::string_view> p = Flag(flags, "--priority")) {
     std::string upper(*p);
@@ -978,20 +1101,8 @@ int RunEnqueue(Args args) {
   if (std::optional<std::string_view> eta = Flag(flags, "--eta")) body["eta"] = *eta;
   if (std::optional<std::string_view> k = Flag(flags, "--unique-key")) body["unique_key"] = *k;
 
-  std::optional<bmos::api::HttpResponse> r =
-      Send(ctx, bmos::api::HttpMethod::kPost, std::string(kTasksPath) + "enqueue",
-           json::serialize(body));
-  if (!r) return kExitFailure;
-  if (ctx.as_json) return PrintBody(ctx, std::move(r->body));
-  std::optional<json::object> o = ParseObject(ctx, r->body);
-  if (!o) return kExitFailure;
-  std::string line = Cell(*o, "task_id") + " " + Cell(*o, "status");
-  if (const json::value* created = o->if_contains("created");
-      created != nullptr && created->is_bool() && !created->as_bool()) {
-    line += " (not created: a live task has this unique key)";
-  }
-  WriteLine(line);
-  return FinishStdout(command);
+  return SendAndPrint(ctx, bmos::api::HttpMethod::kPost, std::string(kTasksPath) + "enqueue",
+                      json::serialize(body), PrintEnqueued);
 }
 
 std::string TaskPath(std::string_view id) {
@@ -1007,14 +1118,8 @@ int RunGet(Args args) {
           StartHttpCommand(command, args, {}, 1, "task ID", &flags, &positional, &ctx)) {
     return *done;
   }
-  std::optional<bmos::api::HttpResponse> r =
-      Send(ctx, bmos::api::HttpMethod::kGet, TaskPath(positional[0]));
-  if (!r) return kExitFailure;
-  if (ctx.as_json) return PrintBody(ctx, std::move(r->body));
-  std::optional<json::object> o = ParseObject(ctx, r->body);
-  if (!o) return kExitFailure;
-  PrintKeyValues(*o);
-  return FinishStdout(command);
+  return SendAndPrint(ctx, bmos::api::HttpMethod::kGet, TaskPath(positional[0]), {},
+                      PrintKeyValues);
 }
 
 int RunCancel(Args args) {
@@ -1026,16 +1131,34 @@ int RunCancel(Args args) {
           StartHttpCommand(command, args, {}, 1, "task ID", &flags, &positional, &ctx)) {
     return *done;
   }
-  std::optional<bmos::api::HttpResponse> r =
-      Send(ctx, bmos::api::HttpMethod::kDelete, TaskPath(positional[0]));
-  if (!r) return kExitFailure;
-  if (ctx.as_json) return PrintBody(ctx, std::move(r->body));
-  std::optional<json::object> o = ParseObject(ctx, r->body);
-  if (!o) return kExitFailure;
-  std::string line = Cell(*o, "task_id") + " " + Cell(*o, "status");
-  if (o->contains("message")) line += ": " + Cell(*o, "message");
-  WriteLine(line);
-  return FinishStdout(command);
+  return SendAndPrint(ctx, bmos::api::HttpMethod::kDelete, TaskPath(positional[0]), {},
+                      [](const json::object& o) {
+                        std::string line = Cell(o, "task_id") + " " + Cell(o, "status");
+                        if (o.contains("message")) line += ": " + Cell(o, "message");
+                        WriteLine(line);
+                      });
+}
+
+// Prints a page of a list answer: a table with a row per object of o[items] (`row` makes its
+// cells), or "(no ITEMS)" when there is none; then the next page's cursor when there is one.
+void PrintPage(const json::object& o, std::string_view items,
+               const std::vector<std::string>& header,
+               std::vector<std::string> (*row)(const json::object&)) {
+  std::vector<std::vector<std::string>> rows;
+  if (const json::value* list = o.if_contains(items); list != nullptr && list->is_array()) {
+    for (const json::value& item : list->as_array()) {
+      if (item.is_object()) rows.push_back(row(item.as_object()));
+    }
+  }
+  if (rows.empty()) {
+    WriteLine("(no " + std::string(items) + ")");
+  } else {
+    PrintTable(header, rows);
+  }
+  if (const json::value* next = o.if_contains("next_cursor");
+      next != nullptr && next->is_string() && !next->as_string().empty()) {
+    WriteLine("next cursor: " + std::string(next->as_string()));
+  }
 }
 
 int RunList(Args args) {
@@ -1053,12 +1176,7 @@ int RunList(Args args) {
     return *done;
   }
   std::string query;
-  auto add = [&](std::string_view key, std::string_view value) {
-    query += query.empty() ? "?" : "&";
-    query += key;
-    query += "=";
-    query += bmos::api::PercentEncode(value);
-  };
+  auto add = [&](std::string_view key, std::string_view value) { AddQuery(&query, key, value); };
   if (std::optional<std::string_view> s = Flag(flags, "--status")) {
     std::optional<TaskState> state = bmos::storage::ParseTaskState(*s);
     if (!state) {
@@ -1070,43 +1188,28 @@ int RunList(Args args) {
   }
   if (std::optional<std::string_view> q = Flag(flags, "--queue")) add("queue_name", *q);
   if (std::optional<std::string_view> n = Flag(flags, "--name")) add("task_name", *n);
-  if (std::optional<std::string_view> l = Flag(flags, "--limit")) {
-    uint64_t n = 0;
-    if (!ParseUint(*l, &n) || n == 0) {
-      return UsageError(command,
-                        "--limit wants a whole number >= 1, got '" + std::string(*l) + "'");
-    }
-    add("limit", *l);
+  std::optional<uint64_t> limit;
+  if (!WholeNumberFlag(command, flags, "--limit", 1, std::numeric_limits<uint64_t>::max(),
+                       &limit)) {
+    return kExitUsage;
   }
+  if (limit) add("limit", std::to_string(*limit));
   if (std::optional<std::string_view> c = Flag(flags, "--cursor")) add("cursor", *c);
 
-  std::optional<bmos::api::HttpResponse> r =
-      Send(ctx, bmos::api::HttpMethod::kGet, std::string(kTasksPath) + query);
-  if (!r) return kExitFailure;
-  if (ctx.as_json) return PrintBody(ctx, std::move(r->body));
-  std::optional<json::object> o = ParseObject(ctx, r->body);
-  if (!o) return kExitFailure;
-  std::vector<std::vector<std::string>> rows;
-  if (const json::value* tasks = o->if_contains("tasks"); tasks != nullptr && tasks->is_array()) {
-    for (const json::value& t : tasks->as_array()) {
-      if (!t.is_object()) continue;
-      const json::object& task = t.as_object();
-      rows.push_back({Cell(task, "task_id"), Cell(task, "task_name"), Cell(task, "queue_name"),
-                      Cell(task, "priority"), Cell(task, "status"),
-                      Cell(task, "retry_count") + "/" + Cell(task, "max_retries"),
-                      Cell(task, "created_at")});
-    }
-  }
-  if (rows.empty()) {
-    WriteLine("(no tasks)");
-  } else {
-    PrintTable({"ID", "NAME", "QUEUE", "PRIORITY", "STATUS", "RETRIES", "CREATED"}, rows);
-  }
-  if (const json::value* next = o->if_contains("next_cursor");
-      next != nullptr && next->is_string() && !next->as_string().empty()) {
-    WriteLine("next cursor: " + std::string(next->as_string()));
-  }
-  return FinishStdout(command);
+  return SendAndPrint(
+      ctx, bmos::api::HttpMethod::kGet, std::string(kTasksPath) + query, {},
+      [](const json::object& o) {
+        PrintPage(o, "tasks", {"ID", "NAME", "QUEUE", "PRIORITY", "STATUS", "RETRIES", "CREATED"},
+                  [](const json::object& task) -> std::vector<std::string> {
+                    return {Cell(task, "task_id"),
+                            Cell(task, "task_name"),
+                            Cell(task, "queue_name"),
+                            Cell(task, "priority"),
+                            Cell(task, "status"),
+                            Cell(task, "retry_count") + "/" + Cell(task, "max_retries"),
+                            Cell(task, "created_at")};
+                  });
+      });
 }
 
 // A number field as text with up to `decimals` decimals ("-" when missing or not a number).
@@ -1127,22 +1230,8 @@ void PrintPercentiles(std::string_view label, const json::object& o, std::string
             "  p99 " + Number(p, "p99", 3) + "  max " + Number(p, "max", 3));
 }
 
-int RunStats(Args args) {
-  const std::string command = "bmos-task stats";
-  ParsedFlags flags;
-  std::vector<std::string_view> positional;
-  HttpContext ctx;
-  if (std::optional<int> done =
-          StartHttpCommand(command, args, {}, 0, "", &flags, &positional, &ctx)) {
-    return *done;
-  }
-  std::optional<bmos::api::HttpResponse> r =
-      Send(ctx, bmos::api::HttpMethod::kGet, std::string(kTasksPath) + "stats/overview");
-  if (!r) return kExitFailure;
-  if (ctx.as_json) return PrintBody(ctx, std::move(r->body));
-  std::optional<json::object> o = ParseObject(ctx, r->body);
-  if (!o) return kExitFailure;
-
+// The answer of GET /tasks/stats/overview, as text.
+void PrintTaskStats(const json::object& o) {
   // Statuses in lifecycle order, then any the server adds.
   std::vector<std::string> statuses;
   for (int i = 0; i < bmos::storage::kTaskStateCount; ++i) {
@@ -1155,8 +1244,8 @@ int RunStats(Args args) {
       }
     }
   };
-  const json::value* by_status = o->if_contains("by_status");
-  const json::value* queues = o->if_contains("queues");
+  const json::value* by_status = o.if_contains("by_status");
+  const json::value* queues = o.if_contains("queues");
   if (by_status != nullptr && by_status->is_object()) note_statuses(by_status->as_object());
   if (queues != nullptr && queues->is_object()) {
     for (const auto& q : queues->as_object()) {
@@ -1164,8 +1253,7 @@ int RunStats(Args args) {
     }
   }
 
-  WriteLine("tasks: " + Number(*o, "total_tasks") + " total, " + Number(*o, "live_tasks") +
-            " live");
+  WriteLine("tasks: " + Number(o, "total_tasks") + " total, " + Number(o, "live_tasks") + " live");
   std::vector<std::string> header = {"queue"};
   header.insert(header.end(), statuses.begin(), statuses.end());
   std::vector<std::vector<std::string>> rows;
@@ -1184,13 +1272,12 @@ int RunStats(Args args) {
     rows.push_back(std::move(row));
   }
   PrintTable(header, rows);
-  WriteLine("since start: enqueued " + Number(*o, "enqueued") + ", completed " +
-            Number(*o, "completed") + ", failed " + Number(*o, "failed") + ", retried " +
-            Number(*o, "retried") + ", cancelled " + Number(*o, "cancelled"));
-  WriteLine("rates: completed " + Number(*o, "completed_per_second", 1) + "/s, failed " +
-            Number(*o, "failed_per_second", 1) + "/s, success rate " +
-            Number(*o, "success_rate", 3));
-  if (const json::value* w = o->if_contains("workers"); w != nullptr && w->is_array()) {
+  WriteLine("since start: enqueued " + Number(o, "enqueued") + ", completed " +
+            Number(o, "completed") + ", failed " + Number(o, "failed") + ", retried " +
+            Number(o, "retried") + ", cancelled " + Number(o, "cancelled"));
+  WriteLine("rates: completed " + Number(o, "completed_per_second", 1) + "/s, failed " +
+            Number(o, "failed_per_second", 1) + "/s, success rate " + Number(o, "success_rate", 3));
+  if (const json::value* w = o.if_contains("workers"); w != nullptr && w->is_array()) {
     std::vector<std::vector<std::string>> groups;
     for (const json::value& g : w->as_array()) {
       if (!g.is_object()) continue;
@@ -1209,9 +1296,21 @@ int RunStats(Args args) {
     WriteLine("workers:");
     PrintTable({"group", "queues", "workers", "busy", "idle"}, groups);
   }
-  PrintPercentiles("queue wait ms", *o, "queue_wait_ms");
-  PrintPercentiles("run time ms", *o, "run_time_ms");
-  return FinishStdout(command);
+  PrintPercentiles("queue wait ms", o, "queue_wait_ms");
+  PrintPercentiles("run time ms", o, "run_time_ms");
+}
+
+int RunStats(Args args) {
+  const std::string command = "bmos-task stats";
+  ParsedFlags flags;
+  std::vector<std::string_view> positional;
+  HttpContext ctx;
+  if (std::optional<int> done =
+          StartHttpCommand(command, args, {}, 0, "", &flags, &positional, &ctx)) {
+    return *done;
+  }
+  return SendAndPrint(ctx, bmos::api::HttpMethod::kGet, std::string(kTasksPath) + "stats/overview",
+                      {}, PrintTaskStats);
 }
 
 int RunWait(Args args) {
@@ -1325,6 +1424,244 @@ int RunToken(Args args) {
   return FinishStdout(command);
 }
 
+// -- schedule over HTTP ------------------------------------------------------------------------
+//
+// The schedule group's commands but preview: the scheduled-job routes of bmos-taskd
+// (api/service.h), with the preamble and the printing of the HTTP commands above.
+
+constexpr std::string_view kJobsPath = "/api/v1/tasks/scheduled/";
+
+std::string JobPath(std::string_view id, std::string_view action = {}) {
+  std::string path = std::string(kJobsPath) + bmos::api::PercentEncode(id);
+  if (!action.empty()) path += "/" + std::string(action);
+  return path;
+}
+
+// A job in one line (add, pause, resume): "JOB_ID STATE", and its next run time in the job's
+// zone when it has one.
+void PrintJobLine(const json::object& job) {
+  std::string line = Cell(job, "job_id") + " " + Cell(job, "state");
+  if (const std::string next = Cell(job, "next_run_time_local"); next != "-") {
+    line += " (next run " + next + ")";
+  }
+  WriteLine(line);
+}
+
+// A job as a key/value table (get); its statistics one per line, as stats.runs and so on.
+void PrintJob(const json::object& job) {
+  json::object flat;
+  for (const auto& kv : job) {
+    if (kv.key() == "stats" && kv.value().is_object()) {
+      for (const auto& st : kv.value().as_object()) {
+        flat["stats." + std::string(st.key())] = st.value();
+      }
+    } else {
+      flat[kv.key()] = kv.value();
+    }
+  }
+  PrintKeyValues(flat);
+}
+
+// The answer of GET /tasks/scheduled/stats/overview, as text.
+void PrintScheduleStats(const json::object& o) {
+  WriteLine("jobs: " + Number(o, "total") + " total, " + Number(o, "active") + " active, " +
+            Number(o, "paused") + " paused, " + Number(o, "finished") + " finished");
+  WriteLine("runs: " + Number(o, "runs") + " (completed " + Number(o, "completed") + ", failed " +
+            Number(o, "failed") + ", running " + Number(o, "running") + "), missed " +
+            Number(o, "missed") + ", skipped " + Number(o, "skipped"));
+  WriteLine("next run: " + Cell(o, "next_run_time"));
+  PrintPercentiles("fire lateness ms", o, "fire_lateness_ms");
+}
+
+// The start of every schedule command that talks to the server: StartHttpCommand with the
+// schedule group's usage for --help.
+std::optional<int> StartScheduleCommand(const std::string& command, Args args,
+                                        std::span<const FlagSpec> own_specs,
+                                        size_t positional_count, ParsedFlags* flags,
+                                        std::vector<std::string_view>* positional,
+                                        HttpContext* ctx) {
+  return StartHttpCommand(command, args, own_specs, positional_count, "job ID", flags, positional,
+                          ctx, PrintScheduleUsage);
+}
+
+int RunScheduleAdd(Args args) {
+  const std::string command = "bmos-task schedule add";
+  static constexpr FlagSpec kSpecs[] = {
+      {"--name", true},         {"--function", true},      {"--type", true},
+      {"--trigger", true},      {"--data", true},          {"--queue", true},
+      {"--priority", true},     {"--max-retries", true},   {"--misfire-grace", true},
+      {"--no-coalesce", false}, {"--max-instances", true}, {"--id", true},
+      {"--paused", false}};
+  ParsedFlags flags;
+  std::vector<std::string_view> positional;
+  HttpContext ctx;
+  if (std::optional<int> done =
+          StartScheduleCommand(command, args, kSpecs, 0, &flags, &positional, &ctx)) {
+    return *done;
+  }
+  for (std::string_view required : {"--name", "--function", "--type", "--trigger"}) {
+    if (!Flag(flags, required)) return UsageError(command, std::string(required) + " is required");
+  }
+  json::object body;
+  body["job_name"] = *Flag(flags, "--name");
+  body["job_function"] = *Flag(flags, "--function");
+  Result<bmos::engine::TriggerType> type = bmos::engine::ParseTriggerType(*Flag(flags, "--type"));
+  if (!type.ok()) return UsageError(command, "--type: " + type.status().message());
+  body["job_type"] = bmos::engine::ToString(*type);
+  std::optional<json::object> trigger;
+  if (!JsonObjectFlag(command, flags, "--trigger", R"({"hour":2,"minute":0})", &trigger)) {
+    return kExitUsage;
+  }
+  body["trigger_config"] = std::move(*trigger);
+  std::optional<json::object> data;
+  if (!JsonObjectFlag(command, flags, "--data", R"({"file":"a.csv"})", &data)) return kExitUsage;
+  if (data) body["job_data"] = std::move(*data);
+  if (std::optional<std::string_view> q = Flag(flags, "--queue")) body["queue_name"] = *q;
+  if (std::optional<std::string_view> p = Flag(flags, "--priority")) {
+    std::optional<bmos::storage::Priority> priority = bmos::storage::ParsePriority(*p);
+    if (!priority) {
+      return UsageError(command, "--priority: unknown priority '" + std::string(*p) +
+                                     "'; expected LOW, NORMAL, HIGH or CRITICAL");
+    }
+    body["priority"] = bmos::storage::ToString(*priority);
+  }
+  std::optional<uint64_t> retries;
+  std::optional<uint64_t> instances;
+  if (!WholeNumberFlag(command, flags, "--max-retries", 0, 1000, &retries) ||
+      !WholeNumberFlag(command, flags, "--max-instances", 1, 1000, &instances)) {
+    return kExitUsage;
+  }
+  if (retries) body["max_retries"] = *retries;
+  if (std::optional<std::string_view> g = Flag(flags, "--misfire-grace")) {
+    double seconds = 0;
+    if (*g == "none") {
+      body["misfire_grace_time"] = nullptr;
+    } else if (ParseSeconds(*g, &seconds) && seconds > 0) {
+      body["misfire_grace_time"] = SecondsJson(seconds);
+    } else {
+      return UsageError(command, "--misfire-grace wants a number of seconds > 0 or 'none', got '" +
+                                     std::string(*g) + "'");
+    }
+  }
+  if (flags.contains("--no-coalesce")) body["coalesce"] = false;
+  if (instances) body["max_instances"] = *instances;
+  if (std::optional<std::string_view> id = Flag(flags, "--id")) body["job_id"] = *id;
+  if (flags.contains("--paused")) body["paused"] = true;
+
+  return SendAndPrint(ctx, bmos::api::HttpMethod::kPost, "/api/v1/tasks/scheduled",
+                      json::serialize(body), PrintJobLine);
+}
+
+int RunScheduleList(Args args) {
+  const std::string command = "bmos-task schedule list";
+  static constexpr FlagSpec kSpecs[] = {{"--state", true}, {"--limit", true}, {"--cursor", true}};
+  ParsedFlags flags;
+  std::vector<std::string_view> positional;
+  HttpContext ctx;
+  if (std::optional<int> done =
+          StartScheduleCommand(command, args, kSpecs, 0, &flags, &positional, &ctx)) {
+    return *done;
+  }
+  std::string query;
+  if (std::optional<std::string_view> s = Flag(flags, "--state")) {
+    std::string state(*s);
+    for (char& c : state) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (state != "active" && state != "paused" && state != "finished") {
+      return UsageError(command, "--state: unknown state '" + std::string(*s) +
+                                     "'; expected active, paused or finished");
+    }
+    AddQuery(&query, "state", state);
+  }
+  std::optional<uint64_t> limit;
+  if (!WholeNumberFlag(command, flags, "--limit", 1, std::numeric_limits<uint64_t>::max(),
+                       &limit)) {
+    return kExitUsage;
+  }
+  if (limit) AddQuery(&query, "limit", std::to_string(*limit));
+  if (std::optional<std::string_view> c = Flag(flags, "--cursor")) AddQuery(&query, "cursor", *c);
+
+  return SendAndPrint(
+      ctx, bmos::api::HttpMethod::kGet, std::string(kJobsPath) + query, {},
+      [](const json::object& o) {
+        PrintPage(o, "jobs", {"ID", "NAME", "FUNCTION", "TRIGGER", "STATE", "NEXT RUN", "RUNS"},
+                  [](const json::object& job) -> std::vector<std::string> {
+                    const json::value* stats = job.if_contains("stats");
+                    return {Cell(job, "job_id"),
+                            Cell(job, "job_name"),
+                            Cell(job, "job_function"),
+                            Cell(job, "trigger"),
+                            Cell(job, "state"),
+                            Cell(job, "next_run_time_local"),
+                            stats != nullptr && stats->is_object()
+                                ? Number(stats->as_object(), "runs")
+                                : "-"};
+                  });
+      });
+}
+
+// get, pause, resume, run and delete: one request about the job that the one argument names.
+int RunJobCommand(Args args, std::string_view name, bmos::api::HttpMethod method,
+                  std::string_view action, void (*print)(const json::object&)) {
+  const std::string command = "bmos-task schedule " + std::string(name);
+  ParsedFlags flags;
+  std::vector<std::string_view> positional;
+  HttpContext ctx;
+  if (std::optional<int> done =
+          StartScheduleCommand(command, args, {}, 1, &flags, &positional, &ctx)) {
+    return *done;
+  }
+  return SendAndPrint(ctx, method, JobPath(positional[0], action), {}, print);
+}
+
+int RunScheduleStats(Args args) {
+  const std::string command = "bmos-task schedule stats";
+  ParsedFlags flags;
+  std::vector<std::string_view> positional;
+  HttpContext ctx;
+  if (std::optional<int> done =
+          StartScheduleCommand(command, args, {}, 0, &flags, &positional, &ctx)) {
+    return *done;
+  }
+  return SendAndPrint(ctx, bmos::api::HttpMethod::kGet, std::string(kJobsPath) + "stats/overview",
+                      {}, PrintScheduleStats);
+}
+
+using bmos::api::HttpMethod;
+
+constexpr GroupCommand kScheduleCommands[] = {
+    {"preview", RunSchedulePreview},
+    {"add", RunScheduleAdd},
+    {"list", RunScheduleList},
+    {"get", [](Args args) { return RunJobCommand(args, "get", HttpMethod::kGet, {}, PrintJob); }},
+    {"pause",
+     [](Args args) {
+       return RunJobCommand(args, "pause", HttpMethod::kPost, "pause", PrintJobLine);
+     }},
+    {"resume",
+     [](Args args) {
+       return RunJobCommand(args, "resume", HttpMethod::kPost, "resume", PrintJobLine);
+     }},
+    {"run",
+     [](Args args) { return RunJobCommand(args, "run", HttpMethod::kPost, "run", PrintEnqueued); }},
+    {"delete",
+     [](Args args) {
+       return RunJobCommand(args, "delete", HttpMethod::kDelete, {}, [](const json::object& o) {
+         WriteLine(Cell(o, "job_id") + ": " + Cell(o, "message"));
+       });
+     }},
+    {"stats", RunScheduleStats},
+};
+
+bool IsScheduleHttpCommand(std::string_view command) {
+  return command != "preview" &&
+         std::any_of(std::begin(kScheduleCommands), std::end(kScheduleCommands),
+                     [&](const GroupCommand& c) { return c.name == command; });
+}
+
+int RunScheduleGroup(Args args) {
+  return RunGroupCommand("schedule", kScheduleCommands, PrintScheduleUsage, args);
+}
+
 struct HttpCommand {
   std::string_view name;
   int (*run)(Args args);  // the arguments after the command's name (and the global flags)
@@ -1335,22 +1672,40 @@ constexpr HttpCommand kHttpCommands[] = {
     {"stats", RunStats},     {"wait", RunWait}, {"token", RunToken},
 };
 
-// Runs `bmos-task [GLOBAL FLAGS] COMMAND ...` for the HTTP commands; nullopt when args[global]
-// names no HTTP command. The global flags before the command are handed to it with the rest.
-std::optional<int> RunHttpCommand(Args args) {
+// The index of the first argument that is not a leading global flag or its value; args.size()
+// when there is none.
+size_t SkipGlobalFlags(Args args) {
   size_t i = 0;
-  // Leading global flags (and their values).
   while (i < args.size() && IsGlobalFlag(args[i])) {
     const std::string_view arg = args[i];
     const bool has_value = arg != "--json" && arg.find('=') == std::string_view::npos;
     i += has_value ? 2 : 1;
   }
+  return std::min(i, args.size());
+}
+
+// Runs `bmos-task [GLOBAL FLAGS] COMMAND ...` for the HTTP commands, and `bmos-task [GLOBAL
+// FLAGS] GROUP COMMAND ...` for a group's commands that talk to the server; nullopt when the
+// words after the global flags name neither. The global flags before the command are handed
+// to it first among its arguments, where every HTTP command also takes them.
+std::optional<int> RunHttpCommand(Args args) {
+  const size_t i = SkipGlobalFlags(args);
   if (i >= args.size()) return std::nullopt;
+  // `head`, then the global flags, then the arguments from args[from] on.
+  auto arrange = [&](Args head, size_t from) {
+    std::vector<std::string_view> out(head.begin(), head.end());
+    out.insert(out.end(), args.begin(), args.begin() + static_cast<ptrdiff_t>(i));
+    out.insert(out.end(), args.begin() + static_cast<ptrdiff_t>(from), args.end());
+    return out;
+  };
   for (const HttpCommand& c : kHttpCommands) {
-    if (c.name != args[i]) continue;
-    std::vector<std::string_view> rest(args.begin(), args.begin() + static_cast<ptrdiff_t>(i));
-    rest.insert(rest.end(), args.begin() + static_cast<ptrdiff_t>(i) + 1, args.end());
-    return c.run(rest);
+    if (c.name == args[i]) return c.run(arrange({}, i + 1));
+  }
+  for (const CommandGroup& group : kGroups) {
+    if (group.name == args[i] && group.is_http_command != nullptr && i + 1 < args.size() &&
+        group.is_http_command(args[i + 1])) {
+      return group.run(arrange(args.subspan(i + 1, 1), i + 2));  // the group's command first
+    }
   }
   return std::nullopt;
 }
@@ -1377,32 +1732,33 @@ int main(int argc, char** argv) {
   }
   if (std::optional<int> status = RunHttpCommand(args)) return *status;
   // Name the first word that is not a global flag or its value.
-  std::optional<std::string_view> word;
-  for (size_t i = 0; i < args.size() && !word; ++i) {
-    if (!IsGlobalFlag(args[i])) {
-      word = args[i];
-    } else if (args[i] != "--json" && args[i].find('=') == std::string_view::npos) {
-      ++i;  // the flag's value
-    }
-  }
-  if (!word) {
+  const size_t at = SkipGlobalFlags(args);
+  if (at >= args.size()) {
     std::fputs("bmos-task: missing command after the global flags (try 'bmos-task --help')\n",
                stderr);
     return kExitUsage;
   }
+  const std::string_view word = args[at];
   for (const CommandGroup& group : kGroups) {
-    if (group.name == *word) {
+    if (group.name != word) continue;
+    const std::string name(word);
+    if (group.is_http_command == nullptr || at + 1 >= args.size()) {
       std::fprintf(stderr,
                    "bmos-task: --url, --token, --data-dir and --json go with the HTTP commands; "
-                   "'%.*s' takes its own flags after its command (try 'bmos-task %.*s --help')\n",
-                   static_cast<int>(word->size()), word->data(), static_cast<int>(word->size()),
-                   word->data());
-      return kExitUsage;
+                   "'%s' takes its own flags after its command (try 'bmos-task %s --help')\n",
+                   name.c_str(), name.c_str());
+    } else {  // a command of the group that talks to no server, or an unknown one
+      const std::string command = name + " " + std::string(args[at + 1]);
+      std::fprintf(stderr,
+                   "bmos-task: --url, --token, --data-dir and --json go with the commands that "
+                   "talk to a server; '%s' is not one (try 'bmos-task %s --help')\n",
+                   command.c_str(), name.c_str());
     }
+    return kExitUsage;
   }
   std::fprintf(stderr,
-               "bmos-task: unknown command '%.*s' (commands:", static_cast<int>(word->size()),
-               word->data());
+               "bmos-task: unknown command '%.*s' (commands:", static_cast<int>(word.size()),
+               word.data());
   for (const HttpCommand& command : kHttpCommands) {
     std::fprintf(stderr, " %.*s", static_cast<int>(command.name.size()), command.name.data());
   }

@@ -333,5 +333,40 @@ TEST(EngineMetrics, EmptyStatsStillWellFormed) {
   ExpectWellFormed(body);
 }
 
+TEST(SchedulerMetrics, RendersEveryFamily) {
+  engine::SchedulerStats s;
+  s.active = 3;
+  s.paused = 1;
+  s.finished = 2;
+  s.fired_total = 40;
+  s.missed_total = 5;
+  s.skipped_total = 6;
+  s.running = 2;
+  s.timer_cpu_us = 1'500'000;
+  s.lateness.count = 40;
+  s.lateness.buckets.fill(40);
+  s.lateness.sum_ms = 12;
+  std::string out;
+  AppendSchedulerMetrics(out, s);
+  ExpectWellFormed(out);
+  const char* expected[] = {
+      "# TYPE bmos_scheduler_jobs gauge",
+      R"(bmos_scheduler_jobs{state="active"} 3)",
+      R"(bmos_scheduler_jobs{state="paused"} 1)",
+      R"(bmos_scheduler_jobs{state="finished"} 2)",
+      "# TYPE bmos_scheduler_runs_total counter",
+      "bmos_scheduler_runs_total 40",
+      "bmos_scheduler_missed_runs_total 5",
+      "bmos_scheduler_skipped_runs_total 6",
+      "bmos_scheduler_running_tasks 2",
+      "# TYPE bmos_scheduler_fire_lateness_seconds histogram",
+      R"(bmos_scheduler_fire_lateness_seconds_bucket{le="+Inf"} 40)",
+      "bmos_scheduler_fire_lateness_seconds_sum 0.012",
+      "bmos_scheduler_fire_lateness_seconds_count 40",
+      "bmos_scheduler_timer_cpu_seconds_total 1.5",
+  };
+  for (const char* line : expected) EXPECT_TRUE(HasLine(out, line)) << line << "\n" << out;
+}
+
 }  // namespace
 }  // namespace bmos::api

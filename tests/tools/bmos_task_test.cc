@@ -1150,6 +1150,370 @@ TEST(BmosTaskHttp, BadUsageExitsTwoAndSendsNothing) {
   EXPECT_TRUE(server.requests().empty());
 }
 
+// -- schedule commands against a scripted server -----------------------------------------------
+
+// A job as the server shows it (api/service.cc: JobJson), with a next run.
+constexpr char kJobJson[] =
+    R"({"job_id":"nightly","job_name":"Nightly report","job_function":"bmos.echo",)"
+    R"("job_type":"cron","trigger_config":{"hour":2,"minute":0},)"
+    R"("trigger":"cron[hour='2', minute='0', timezone='Europe/Berlin']",)"
+    R"("timezone":"Europe/Berlin","job_data":{"a":1},"queue_name":null,"priority":null,)"
+    R"("max_retries":null,"misfire_grace_time":60.0,"coalesce":true,"max_instances":1,)"
+    R"("paused":false,"state":"active","next_run_time":"2026-11-29T01:00:00.000Z",)"
+    R"("next_run_time_local":"2026-11-29T02:00:00+01:00","created_at":"2026-11-28T10:00:00.000Z",)"
+    R"("running_tasks":[],"stats":{"runs":4,"missed_runs":1,"skipped_runs":0,)"
+    R"("completed_runs":3,"failed_runs":0,"cancelled_runs":0,)"
+    R"("last_run_time":"2026-11-28T01:00:00.000Z","last_task_id":"0190aaaa",)"
+    R"("last_task_status":"COMPLETED","avg_duration_ms":1.5}})";
+
+// kJobJson paused: no next run.
+std::string PausedJobJson() {
+  json::value v = json::parse(kJobJson);
+  v.as_object()["state"] = "paused";
+  v.as_object()["paused"] = true;
+  v.as_object()["next_run_time"] = nullptr;
+  v.as_object()["next_run_time_local"] = nullptr;
+  return json::serialize(v);
+}
+
+TEST(BmosTaskScheduleHttp, AddSendsEveryFieldAndPrintsIdStateAndNextRun) {
+  FakeHttpServer server([](const Seen&) { return JsonReply(kJobJson); });
+  ASSERT_TRUE(server.ok());
+  RunResult r = RunTool({"schedule",
+                         "add",
+                         "--name",
+                         "Nightly report",
+                         "--function",
+                         "bmos.echo",
+                         "--type",
+                         "cron",
+                         "--trigger",
+                         R"({"hour": 2, "minute": 0, "timezone": "Europe/Berlin"})",
+                         "--data",
+                         R"({"a": [1, 2]})",
+                         "--queue",
+                         "reports",
+                         "--priority",
+                         "high",
+                         "--max-retries",
+                         "2",
+                         "--misfire-grace",
+                         "none",
+                         "--no-coalesce",
+                         "--max-instances",
+                         "3",
+                         "--id",
+                         "nightly",
+                         "--paused",
+                         "--url",
+                         server.url(),
+                         "--token",
+                         "tok"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "nightly active (next run 2026-11-29T02:00:00+01:00)\n");
+  EXPECT_EQ(r.err, "");
+  std::vector<Seen> seen = server.requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].method, "POST");
+  EXPECT_EQ(seen[0].target, "/api/v1/tasks/scheduled");
+  EXPECT_EQ(seen[0].headers["authorization"], "Bearer tok");
+  EXPECT_EQ(seen[0].headers["content-type"], "application/json");
+  const json::value body = json::parse(seen[0].body);
+  EXPECT_EQ(body, json::parse(R"({"job_name":"Nightly report","job_function":"bmos.echo",)"
+                              R"("job_type":"cron","trigger_config":{"hour":2,"minute":0,)"
+                              R"("timezone":"Europe/Berlin"},"job_data":{"a":[1,2]},)"
+                              R"("queue_name":"reports","priority":"HIGH","max_retries":2,)"
+                              R"("misfire_grace_time":null,"coalesce":false,"max_instances":3,)"
+                              R"("job_id":"nightly","paused":true})"))
+      << seen[0].body;
+  ASSERT_TRUE(body.as_object().contains("misfire_grace_time"));
+  EXPECT_TRUE(body.at("misfire_grace_time").is_null());
+  EXPECT_FALSE(body.at("coalesce").as_bool());
+
+  // Only the required flags (and a fractional grace time): nothing else is sent, so the
+  // server's defaults apply; the global flags may also come before `schedule`.
+  r = RunTool({"--url", server.url(), "--token", "t2", "schedule", "add", "--name", "n",
+               "--function", "bmos.noop", "--type", "interval", "--trigger", R"({"minutes":5})",
+               "--misfire-grace", "2.5"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  seen = server.requests();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1].headers["authorization"], "Bearer t2");
+  EXPECT_EQ(json::parse(seen[1].body),
+            json::parse(R"({"job_name":"n","job_function":"bmos.noop","job_type":"interval",)"
+                        R"("trigger_config":{"minutes":5},"misfire_grace_time":2.5})"))
+      << seen[1].body;
+  // A whole number of seconds is sent as an integer.
+  r = RunTool({"schedule", "add", "--name", "n", "--function", "f", "--type", "date", "--trigger",
+               R"({"run_date":"2030-01-01T00:00:00Z"})", "--misfire-grace", "30", "--url",
+               server.url()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::serialize(json::parse(server.requests().at(2).body).at("misfire_grace_time")),
+            "30");
+}
+
+TEST(BmosTaskScheduleHttp, ListBuildsTheQueryAndPrintsATableAndTheCursor) {
+  const std::string page = std::string(R"({"jobs":[)") + kJobJson + "," + PausedJobJson() +
+                           R"(],"count":2,"next_cursor":"nightly"})";
+  FakeHttpServer server([&page](const Seen&) { return JsonReply(page); });
+  ASSERT_TRUE(server.ok());
+  RunResult r = RunTool({"schedule", "list", "--state", "PAUSED", "--limit", "2", "--cursor", "a b",
+                         "--url", server.url()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(server.requests()[0].method, "GET");
+  EXPECT_EQ(server.requests()[0].target,
+            "/api/v1/tasks/scheduled/?state=paused&limit=2&cursor=a%20b");
+  std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 4u) << r.out;
+  for (const char* want : {"ID", "NAME", "FUNCTION", "TRIGGER", "STATE", "NEXT RUN", "RUNS"}) {
+    EXPECT_NE(lines[0].find(want), std::string::npos) << want << " not in " << lines[0];
+  }
+  for (const char* want : {"nightly", "Nightly report", "bmos.echo", "cron[hour='2'", "active",
+                           "2026-11-29T02:00:00+01:00", "4"}) {
+    EXPECT_NE(lines[1].find(want), std::string::npos) << want << " not in " << lines[1];
+  }
+  EXPECT_NE(lines[2].find("paused"), std::string::npos) << lines[2];
+  EXPECT_EQ(lines[3], "next cursor: nightly");
+
+  // No filters: the bare path; an empty page says so and has no cursor line.
+  FakeHttpServer empty(
+      [](const Seen&) { return JsonReply(R"({"jobs":[],"count":0,"next_cursor":null})"); });
+  ASSERT_TRUE(empty.ok());
+  r = RunTool({"schedule", "list", "--url", empty.url()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(empty.requests().at(0).target, "/api/v1/tasks/scheduled/");
+  EXPECT_EQ(r.out, "(no jobs)\n");
+}
+
+TEST(BmosTaskScheduleHttp, JobCommandsSendTheirMethodAndPathAndPrintTheAnswer) {
+  FakeHttpServer server([](const Seen& s) {
+    if (s.target.ends_with("/pause")) return JsonReply(PausedJobJson());
+    if (s.target.ends_with("/run")) {
+      return JsonReply(
+          R"({"job_id":"nightly","task_id":"0190bbbb","status":"PENDING","created":true})");
+    }
+    if (s.target.ends_with("/stats/overview")) {
+      return JsonReply(
+          R"({"total":3,"active":1,"paused":1,"finished":1,"runs":9,"missed":2,"skipped":1,)"
+          R"("completed":7,"failed":1,"running":1,"next_run_time":"2026-11-29T01:00:00.000Z",)"
+          R"("fire_lateness_ms":{"count":9,"p50":0.25,"p90":1,"p99":2,"p999":2,"max":3}})");
+    }
+    if (s.method == "DELETE") {
+      return JsonReply(
+          R"({"job_id":"nightly","message":"job deleted; tasks it already enqueued run on"})");
+    }
+    return JsonReply(kJobJson);  // get, resume
+  });
+  ASSERT_TRUE(server.ok());
+  struct Case {
+    std::vector<std::string> args;
+    std::string method;
+    std::string target;
+    std::string out;  // "" to check below instead
+  };
+  const std::vector<Case> cases = {
+      {{"get", "a/b c"}, "GET", "/api/v1/tasks/scheduled/a%2Fb%20c", ""},
+      {{"pause", "nightly"}, "POST", "/api/v1/tasks/scheduled/nightly/pause", "nightly paused\n"},
+      {{"resume", "nightly"},
+       "POST",
+       "/api/v1/tasks/scheduled/nightly/resume",
+       "nightly active (next run 2026-11-29T02:00:00+01:00)\n"},
+      {{"run", "nightly"}, "POST", "/api/v1/tasks/scheduled/nightly/run", "0190bbbb PENDING\n"},
+      {{"delete", "nightly"},
+       "DELETE",
+       "/api/v1/tasks/scheduled/nightly",
+       "nightly: job deleted; tasks it already enqueued run on\n"},
+      {{"stats"}, "GET", "/api/v1/tasks/scheduled/stats/overview", ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args[0]);
+    std::vector<std::string> args = {"schedule"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    args.insert(args.end(), {"--url", server.url()});
+    const size_t before = server.requests().size();
+    RunResult r = RunTool(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    ASSERT_EQ(server.requests().size(), before + 1);
+    const Seen seen = server.requests().back();
+    EXPECT_EQ(seen.method, c.method);
+    EXPECT_EQ(seen.target, c.target);
+    if (c.method == "POST") {
+      EXPECT_EQ(seen.body, "");
+    }
+    if (!c.out.empty()) {
+      EXPECT_EQ(r.out, c.out);
+    }
+    if (c.args[0] == "get") {
+      // A key/value table: one row per field, the statistics one per row.
+      std::map<std::string, std::string> rows;
+      for (const std::string& line : Lines(r.out)) {
+        const size_t space = line.find(' ');
+        ASSERT_NE(space, std::string::npos) << line;
+        rows[line.substr(0, space)] = line.substr(line.find_first_not_of(' ', space));
+      }
+      EXPECT_EQ(rows["job_id"], "nightly");
+      EXPECT_EQ(rows["state"], "active");
+      EXPECT_EQ(rows["trigger_config"], R"({"hour":2,"minute":0})");
+      EXPECT_EQ(rows["priority"], "-");
+      EXPECT_EQ(rows["stats.runs"], "4");
+      EXPECT_EQ(rows["stats.last_task_status"], "COMPLETED");
+      EXPECT_FALSE(rows.contains("stats")) << r.out;
+    }
+    if (c.args[0] == "stats") {
+      for (const char* want :
+           {"jobs: 3 total, 1 active, 1 paused, 1 finished",
+            "runs: 9 (completed 7, failed 1, running 1), missed 2, skipped 1",
+            "next run: 2026-11-29T01:00:00.000Z", "fire lateness ms: p50 0.250"}) {
+        EXPECT_NE(r.out.find(want), std::string::npos) << "no '" << want << "' in:\n" << r.out;
+      }
+    }
+  }
+
+  // --json: the server's body as-is, for every command.
+  for (const char* command : {"get", "pause", "run", "delete"}) {
+    SCOPED_TRACE(command);
+    RunResult r = RunTool({"schedule", command, "nightly", "--json", "--url", server.url()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(Lines(r.out).size(), 1u) << r.out;
+    EXPECT_EQ(json::parse(r.out).at("job_id").as_string(), "nightly");
+  }
+  RunResult r = RunTool({"--json", "--url", server.url(), "schedule", "stats"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).at("total").as_int64(), 3);
+}
+
+TEST(BmosTaskScheduleHttp, ServerErrorsPrintStatusAndDetailAndExitOne) {
+  FakeHttpServer server([](const Seen& s) {
+    if (s.method == "POST" && s.target == "/api/v1/tasks/scheduled") {
+      return JsonReply(R"({"detail":"job 'nightly' already exists"})", 409);
+    }
+    return JsonReply(R"({"detail":"job 'nope' not found"})", 404);
+  });
+  ASSERT_TRUE(server.ok());
+  RunResult r = RunTool({"schedule", "add", "--name", "n", "--function", "f", "--type", "cron",
+                         "--trigger", "{}", "--id", "nightly", "--url", server.url()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "bmos-task: 409: job 'nightly' already exists\n");
+  for (const char* command : {"get", "pause", "resume", "run", "delete"}) {
+    SCOPED_TRACE(command);
+    r = RunTool({"schedule", command, "nope", "--url", server.url()});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "bmos-task: 404: job 'nope' not found\n");
+  }
+}
+
+TEST(BmosTaskScheduleHttp, HelpListsEveryScheduleCommandAndFlag) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"schedule", "--help"},
+                                             {"schedule", "help"},
+                                             {"schedule", "add", "--help"},
+                                             {"schedule", "list", "-h"},
+                                             {"schedule", "get", "--help"},
+                                             {"schedule", "stats", "--help"},
+                                             {"schedule", "preview", "--help"},
+                                             {"--help"}}) {
+    SCOPED_TRACE(args.size() > 1 ? args[1] : args[0]);
+    RunResult r = RunTool(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    for (const char* want : {"bmos-task schedule preview",
+                             "bmos-task schedule add --name NAME --function TASK",
+                             "--type cron|interval|date",
+                             "--trigger JSON",
+                             "--data JSON",
+                             "--priority P",
+                             "--max-retries N",
+                             "--misfire-grace SECONDS|none",
+                             "--no-coalesce",
+                             "--max-instances N",
+                             "--id JOB_ID",
+                             "--paused",
+                             "bmos-task schedule list [--state active|paused|finished]",
+                             "--cursor C",
+                             "bmos-task schedule get JOB_ID",
+                             "bmos-task schedule pause JOB_ID",
+                             "bmos-task schedule resume JOB_ID",
+                             "bmos-task schedule run JOB_ID",
+                             "bmos-task schedule delete JOB_ID",
+                             "bmos-task schedule stats",
+                             "--url",
+                             "--token"}) {
+      EXPECT_NE(r.out.find(want), std::string::npos) << "no '" << want << "' in:\n" << r.out;
+    }
+  }
+}
+
+TEST(BmosTaskScheduleHttp, BadUsageExitsTwoAndSendsNothing) {
+  FakeHttpServer server([](const Seen&) { return JsonReply(kJobJson); });
+  ASSERT_TRUE(server.ok());
+  const std::string u = server.url();
+  // A complete add, with one flag replaced or dropped per case.
+  auto add = [&](std::map<std::string, std::string> change) {
+    std::map<std::string, std::string> flags = {{"--name", "n"},
+                                                {"--function", "bmos.noop"},
+                                                {"--type", "cron"},
+                                                {"--trigger", R"({"hour":2})"}};
+    for (const auto& [flag, value] : change) flags[flag] = value;
+    std::vector<std::string> args = {"schedule", "add", "--url", u};
+    for (const auto& [flag, value] : flags) {
+      if (value == "(drop)") continue;
+      args.push_back(flag);
+      if (!value.empty()) args.push_back(value);
+    }
+    return args;
+  };
+  const std::vector<UsageCase> cases = {
+      {{"schedule", "frob", "--url", u}, {"unknown command", "'frob'", "add", "preview"}},
+      {add({{"--name", "(drop)"}}), {"--name", "required"}},
+      {add({{"--function", "(drop)"}}), {"--function", "required"}},
+      {add({{"--type", "(drop)"}}), {"--type", "required"}},
+      {add({{"--trigger", "(drop)"}}), {"--trigger", "required"}},
+      {add({{"--type", "weekly"}}), {"--type", "'weekly'", "cron, interval or date"}},
+      {add({{"--type", "CRON"}}), {"--type", "'CRON'"}},
+      {add({{"--trigger", "{"}}), {"--trigger", "JSON object", "'{'"}},
+      {add({{"--trigger", "[1]"}}), {"--trigger", "JSON object"}},
+      {add({{"--trigger", "2"}}), {"--trigger", "JSON object"}},
+      {add({{"--data", "[1]"}}), {"--data", "JSON object"}},
+      {add({{"--data", R"({"a":)"}}), {"--data", "JSON object"}},
+      {add({{"--priority", "urgent"}}),
+       {"--priority", "'urgent'", "LOW, NORMAL, HIGH or CRITICAL"}},
+      {add({{"--max-retries", "-1"}}), {"--max-retries", "'-1'"}},
+      {add({{"--max-retries", "2.5"}}), {"--max-retries", "'2.5'"}},
+      {add({{"--max-retries", "1001"}}), {"--max-retries", "'1001'", "0 to 1000"}},
+      {add({{"--max-instances", "0"}}), {"--max-instances", "'0'", "1 to 1000"}},
+      {add({{"--max-instances", "many"}}), {"--max-instances", "'many'"}},
+      {add({{"--misfire-grace", "0"}}), {"--misfire-grace", "'0'", "'none'"}},
+      {add({{"--misfire-grace", "-5"}}), {"--misfire-grace", "'-5'"}},
+      {add({{"--misfire-grace", "never"}}), {"--misfire-grace", "'never'"}},
+      {add({{"--misfire-grace", "inf"}}), {"--misfire-grace", "'inf'"}},
+      {add({{"--no-coalesce=yes", ""}}), {"--no-coalesce", "takes no value"}},
+      {add({{"--bogus", ""}}), {"unknown flag", "'--bogus'"}},
+      {{"schedule", "add", "stray", "--url", u}, {"unexpected argument 'stray'"}},
+      {{"schedule", "list", "--state", "sleeping", "--url", u},
+       {"--state", "'sleeping'", "active, paused or finished"}},
+      {{"schedule", "list", "--limit", "0", "--url", u}, {"--limit", "'0'"}},
+      {{"schedule", "list", "x", "--url", u}, {"unexpected argument 'x'"}},
+      {{"schedule", "stats", "x", "--url", u}, {"unexpected argument 'x'"}},
+      {{"schedule", "stats", "--limit", "3", "--url", u}, {"unknown flag", "'--limit'"}},
+      {{"--url", u, "schedule", "preview", "--type", "cron"},
+       {"'schedule preview'", "bmos-task schedule --help"}},
+      {{"schedule", "get", "a", "--url", "https://127.0.0.1:1"}, {"https is not supported"}},
+  };
+  ExpectUsageErrors(cases);
+  std::vector<UsageCase> missing_id;
+  for (const char* command : {"get", "pause", "resume", "run", "delete"}) {
+    missing_id.push_back({{"schedule", command, "--url", u}, {"missing job ID"}});
+    missing_id.push_back(
+        {{"schedule", command, "a", "b", "--url", u}, {"unexpected argument 'b'"}});
+  }
+  ExpectUsageErrors(missing_id);
+  EXPECT_TRUE(server.requests().empty());
+}
+
 // -- HTTP commands against the real server -----------------------------------------------------
 
 #ifdef BMOS_TASKD_BIN
@@ -1399,6 +1763,121 @@ TEST_F(BmosTaskServerTest, PermissionsFollowTheTokensRole) {
   // No token given, but the server's secret is readable: the tool mints an admin token.
   r = RunTool({"stats", "--url", server_->url(), "--data-dir", server_->data_dir()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(BmosTaskServerTest, ScheduleAddListGetPauseResumeRunStatsDelete) {
+  // An hourly job: its timetable does not fire during the test, so every run below is run-now.
+  RunResult r =
+      Run({"schedule", "add", "--name", "cli job", "--function", "bmos.echo", "--type", "interval",
+           "--trigger", R"({"hours":1})", "--data", R"({"from":"cli"})", "--priority", "high",
+           "--misfire-grace", "none", "--no-coalesce", "--id", "cli-job-1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << server_->log();
+  EXPECT_TRUE(r.out.starts_with("cli-job-1 active (next run ")) << r.out;
+
+  r = Run({"schedule", "list", "--state", "active"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("cli-job-1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cli job"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("interval[1:00:00"), std::string::npos) << r.out;
+
+  r = Run({"schedule", "get", "cli-job-1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json::value job = json::parse(r.out);
+  EXPECT_EQ(job.at("job_function").as_string(), "bmos.echo");
+  EXPECT_EQ(job.at("priority").as_string(), "HIGH");
+  EXPECT_TRUE(job.at("misfire_grace_time").is_null());
+  EXPECT_FALSE(job.at("coalesce").as_bool());
+  EXPECT_EQ(json::serialize(job.at("job_data")), R"({"from":"cli"})");
+  r = Run({"schedule", "get", "cli-job-1"}, "viewer");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("stats.runs"), std::string::npos) << r.out;
+
+  r = Run({"schedule", "pause", "cli-job-1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "cli-job-1 paused\n");
+  r = Run({"schedule", "list", "--state", "paused", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  bool listed = false;
+  const json::value paused = json::parse(r.out);
+  for (const json::value& j : paused.at("jobs").as_array()) {
+    listed = listed || j.at("job_id").as_string() == "cli-job-1";
+  }
+  EXPECT_TRUE(listed) << r.out;
+  r = Run({"schedule", "resume", "cli-job-1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.starts_with("cli-job-1 active (next run ")) << r.out;
+
+  // Run now: a task of the job, which completes with the job's data.
+  r = Run({"schedule", "run", "cli-job-1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream in(r.out);
+  std::string task;
+  std::string status;
+  in >> task >> status;
+  ASSERT_FALSE(task.empty()) << r.out;
+  r = Run({"wait", task, "--json", "--timeout", "30", "--interval-ms", "20"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << server_->log();
+  const json::value record = json::parse(r.out);
+  EXPECT_EQ(record.at("status").as_string(), "COMPLETED");
+  EXPECT_EQ(record.at("task_name").as_string(), "bmos.echo");
+  EXPECT_EQ(json::serialize(record.at("task_data")), R"({"from":"cli"})");
+
+  // The job counts the run once its statistics catch up (bounded poll).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    r = Run({"schedule", "get", "cli-job-1", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    job = json::parse(r.out);
+    if (job.at("stats").at("completed_runs").as_int64() >= 1) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << r.out;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(job.at("stats").at("runs").as_int64(), 1);
+  EXPECT_EQ(job.at("stats").at("last_task_id").as_string(), task);
+
+  r = Run({"schedule", "stats"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("jobs: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" active"), std::string::npos) << r.out;
+  r = Run({"schedule", "stats", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GE(json::parse(r.out).at("total").as_int64(), 1);
+  EXPECT_GE(json::parse(r.out).at("runs").as_int64(), 1);
+
+  // A second job with the same id: 409. A viewer may not add or pause; an operator may not
+  // delete.
+  r = Run({"schedule", "add", "--name", "again", "--function", "bmos.noop", "--type", "cron",
+           "--trigger", R"({"hour":3})", "--id", "cli-job-1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("bmos-task: 409: "), std::string::npos) << r.err;
+  r = Run({"schedule", "pause", "cli-job-1"}, "viewer");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("bmos-task: 403: "), std::string::npos) << r.err;
+  r = Run({"schedule", "delete", "cli-job-1"}, "operator");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("bmos-task: 403: "), std::string::npos) << r.err;
+  // The server refuses what only it can check (an unknown task, a bad trigger field): 422.
+  r = Run({"schedule", "add", "--name", "bad", "--function", "no.such.task", "--type", "cron",
+           "--trigger", R"({"hour":3})"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("bmos-task: 422: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no.such.task"), std::string::npos) << r.err;
+  r = Run({"schedule", "add", "--name", "bad", "--function", "bmos.noop", "--type", "cron",
+           "--trigger", R"({"hour":24})"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("hour"), std::string::npos) << r.err;
+
+  r = Run({"schedule", "delete", "cli-job-1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.starts_with("cli-job-1: ")) << r.out;
+  for (const char* command : {"get", "delete", "run"}) {
+    SCOPED_TRACE(command);
+    r = Run({"schedule", command, "cli-job-1"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("bmos-task: 404: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("cli-job-1"), std::string::npos) << r.err;
+  }
 }
 
 #endif  // BMOS_TASKD_BIN
