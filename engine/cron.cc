@@ -123,6 +123,17 @@ Status FieldError(const FieldSyntax& f, std::string_view message) {
   return Status::InvalidArgument(std::move(m));
 }
 
+// 'token'. (Appended piecewise: GCC 12 at -O3 warns, wrongly, that "'" + std::string(token)
+// overlaps itself: -Wrestrict, GCC bug 105329.)
+std::string Quoted(std::string_view token) {
+  std::string q;
+  q.reserve(token.size() + 2);
+  q.push_back('\'');
+  q.append(token);
+  q.push_back('\'');
+  return q;
+}
+
 // A number or (where the field has them) a name. `range_end`: the value ends a range.
 Status ParseValue(std::string_view token, const FieldSyntax& f, bool range_end, int* out) {
   if (token.empty()) return FieldError(f, "missing value");
@@ -130,10 +141,10 @@ Status ParseValue(std::string_view token, const FieldSyntax& f, bool range_end, 
     int64_t v = 0;
     for (char c : token) {
       if (!std::isdigit(static_cast<unsigned char>(c))) {
-        return FieldError(f, "'" + std::string(token) + "' is not a number");
+        return FieldError(f, Quoted(token) + " is not a number");
       }
       v = v * 10 + (c - '0');
-      if (v > 1'000'000) return FieldError(f, "'" + std::string(token) + "' is too large");
+      if (v > 1'000'000) return FieldError(f, Quoted(token) + " is too large");
     }
     *out = static_cast<int>(v);
     return Status::Ok();
