@@ -10,6 +10,7 @@ packages=(
   libsimdjson-dev libssl-dev
   libfmt-dev
   libhowardhinnant-date-dev tzdata
+  libeigen3-dev
   clang-14 libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
