@@ -30,6 +30,7 @@ enum RouteId : int {
   kJobStats,
   kGetJob,
   kDeleteJob,
+  kReplaceJob,
   kPauseJob,
   kResumeJob,
   kRunJob,
@@ -232,6 +233,7 @@ ApiService::ApiService(engine::Engine* engine, ApiServiceOptions options,
   routes_.Add(Verb::get, "/api/v1/tasks/scheduled/{job_id}", kGetJob, Permission::kTaskRead);
   routes_.Add(Verb::delete_, "/api/v1/tasks/scheduled/{job_id}", kDeleteJob,
               Permission::kTaskDelete);
+  routes_.Add(Verb::put, "/api/v1/tasks/scheduled/{job_id}", kReplaceJob, Permission::kTaskUpdate);
   routes_.Add(Verb::post, "/api/v1/tasks/scheduled/{job_id}/pause", kPauseJob,
               Permission::kTaskUpdate);
   routes_.Add(Verb::post, "/api/v1/tasks/scheduled/{job_id}/resume", kResumeJob,
@@ -317,6 +319,7 @@ void ApiService::Dispatch(int route, const RouteMatch& match, std::string_view q
     case kJobStats:
     case kGetJob:
     case kDeleteJob:
+    case kReplaceJob:
     case kPauseJob:
     case kResumeJob:
     case kRunJob:
@@ -541,6 +544,11 @@ ApiResponse ApiService::ScheduledJobs(int route, const RouteMatch& match, std::s
       w.Key("message").String("job deleted; tasks it already enqueued run on");
       w.EndObject();
       return Json(200, std::move(body));
+    }
+    case kReplaceJob: {
+      ParseResult<engine::JobSpec> spec = ParseJobBody(request.body);
+      if (!spec.ok()) return Error(spec.error().http_status, spec.error().detail);
+      return job_or_error(scheduler->Replace(match.params[0], std::move(spec).value()));
     }
     case kPauseJob:
       return job_or_error(scheduler->Pause(match.params[0]));

@@ -17,6 +17,9 @@
 //                                               "completed","failed","running",...}
 //   GET    /tasks/scheduled/{job_id}        TASK_READ     200 the job
 //   DELETE /tasks/scheduled/{job_id}        TASK_DELETE   200 {"job_id","message"}
+//   PUT    /tasks/scheduled/{job_id}        TASK_UPDATE   200 the job: its spec replaced (the
+//                                               POST body; stats, running tasks and pause state
+//                                               stay; the timetable restarts from now)
 //   POST   /tasks/scheduled/{job_id}/pause  TASK_UPDATE   200 the job
 //   POST   /tasks/scheduled/{job_id}/resume TASK_UPDATE   200 the job (next run from now)
 //   POST   /tasks/scheduled/{job_id}/run    TASK_EXECUTE  200 {"job_id","task_id","status",

@@ -428,6 +428,7 @@ class Scheduler::Core : public std::enable_shared_from_this<Scheduler::Core> {
   void Stop();
 
   Result<JobInfo> Add(JobSpec spec);
+  Result<JobInfo> Replace(std::string_view id, JobSpec spec);
   Result<JobInfo> Get(std::string_view id) const;
   Result<JobListPage> List(const JobListQuery& query) const;
   Status Remove(std::string_view id);
@@ -449,6 +450,8 @@ class Scheduler::Core : public std::enable_shared_from_this<Scheduler::Core> {
     std::vector<JobPtr> touched;
   };
 
+  // A job for `spec` (validated; id generated when empty), not yet added.
+  Result<JobPtr> Build(JobSpec spec, int64_t now) const;
   void Loop();
   int64_t RunDue();
   // Decides what the due runs of `job` become (REQUIRES mu_).
@@ -864,8 +867,7 @@ void Scheduler::Core::PruneRunning(Job& job) {
 
 // -- API ---------------------------------------------------------------------------------------
 
-Result<JobInfo> Scheduler::Core::Add(JobSpec spec) {
-  const int64_t now = clock_->NowMicros();
+Result<JobPtr> Scheduler::Core::Build(JobSpec spec, int64_t now) const {
   if (spec.id.empty()) {
     spec.id = storage::NewTaskId(now / 1000).ToString();
   } else if (!ValidJobId(spec.id)) {
@@ -884,9 +886,6 @@ Result<JobInfo> Scheduler::Core::Add(JobSpec spec) {
     return Status::InvalidArgument(
         "misfire_grace_time: a number of seconds > 0 (or null for no limit)");
   }
-  auto job = std::make_shared<Job>();
-  job->created_us = now;
-  job->data_json = json::serialize(spec.data);
   if (spec.function.empty()) return Status::InvalidArgument("job_function: required");
   {
     EnqueueRequest probe;
@@ -900,6 +899,9 @@ Result<JobInfo> Scheduler::Core::Add(JobSpec spec) {
       return Status(s.code(), m);
     }
   }
+  auto job = std::make_shared<Job>();
+  job->created_us = now;
+  job->data_json = json::serialize(spec.data);
   Result<std::unique_ptr<Trigger>> trigger =
       Trigger::Parse(spec.type, spec.trigger_config, {options_.default_timezone, now});
   if (!trigger.ok()) {
@@ -914,6 +916,13 @@ Result<JobInfo> Scheduler::Core::Add(JobSpec spec) {
   }
   job->spec = std::move(spec);
   job->spec_json = EncodeSpec(*job);
+  return job;
+}
+
+Result<JobInfo> Scheduler::Core::Add(JobSpec spec) {
+  Result<JobPtr> built = Build(std::move(spec), clock_->NowMicros());
+  if (!built.ok()) return built.status();
+  JobPtr job = std::move(built).value();
   const std::string id = job->spec.id;
   WriteWaiter written;
   {
@@ -941,6 +950,45 @@ Result<JobInfo> Scheduler::Core::Add(JobSpec spec) {
     return s;
   }
   std::lock_guard<std::mutex> lock(mu_);
+  return Info(*job);
+}
+
+Result<JobInfo> Scheduler::Core::Replace(std::string_view id, JobSpec spec) {
+  if (!spec.id.empty() && spec.id != id) {
+    return Status::InvalidArgument("job_id: '" + spec.id + "' differs from the job replaced ('" +
+                                   std::string(id) + "')");
+  }
+  spec.id = std::string(id);
+  Result<JobPtr> built = Build(std::move(spec), clock_->NowMicros());
+  if (!built.ok()) return built.status();
+  const JobPtr& fresh = *built;
+  WriteWaiter written;
+  JobPtr job;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return Status::NotFound("job '" + std::string(id) + "' not found");
+    job = it->second;
+    // In place: runs in flight hold this Job and record their tasks on it. Statistics, running
+    // tasks and the pause state stay; the timetable starts anew from now.
+    const bool paused = job->spec.paused;
+    job->spec = std::move(fresh->spec);
+    job->spec.paused = paused;
+    job->trigger = std::move(fresh->trigger);
+    job->data_json = std::move(fresh->data_json);
+    job->created_us = fresh->created_us;
+    job->spec_json = EncodeSpec(*job);
+    job->next_us = fresh->next_us;
+    Schedule(job);
+    Persist({job}, &written);
+    sleeper_.Wake();
+  }
+  Status s = written.Wait();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!s.ok()) {
+    MarkDirty(job);  // written again later
+    return s;
+  }
   return Info(*job);
 }
 
@@ -1164,6 +1212,9 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Open(Engine* engine, SchedulerOpti
 Scheduler::Scheduler(std::shared_ptr<Core> core) : core_(std::move(core)) {}
 Scheduler::~Scheduler() { Stop(); }
 Result<JobInfo> Scheduler::Add(JobSpec spec) { return core_->Add(std::move(spec)); }
+Result<JobInfo> Scheduler::Replace(std::string_view id, JobSpec spec) {
+  return core_->Replace(id, std::move(spec));
+}
 Result<JobInfo> Scheduler::Get(std::string_view id) const { return core_->Get(id); }
 Result<JobListPage> Scheduler::List(const JobListQuery& query) const { return core_->List(query); }
 Status Scheduler::Remove(std::string_view id) { return core_->Remove(id); }

@@ -145,6 +145,10 @@ class Scheduler {
   // a bad spec (unknown job_function, bad trigger, a trigger that never fires again, ...);
   // FailedPrecondition when the id is taken or max_jobs are held.
   Result<JobInfo> Add(JobSpec spec);
+  // Replaces the spec of job `id` (an edit: spec.id empty or `id`), validated as Add does. The
+  // job keeps its statistics, its running tasks and its pause state (spec.paused is ignored: use
+  // Pause and Resume); its timetable starts anew from now. NotFound for an unknown id.
+  Result<JobInfo> Replace(std::string_view id, JobSpec spec);
   // NotFound for an unknown id.
   Result<JobInfo> Get(std::string_view id) const;
   Result<JobListPage> List(const JobListQuery& query) const;

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -19,6 +20,8 @@
 #include "api/service.h"
 #include "api/test_handlers.h"
 #include "engine/engine.h"
+#include "engine/handlers/handlers.h"
+#include "engine/handlers/timetable.h"
 #include "engine/scheduler.h"
 #include "engine/trigger.h"
 
@@ -46,7 +49,13 @@ struct Config {
   int64_t retention_hours = 24 * 7;
   int64_t retention_max_count = 1'000'000;
   std::string timezone = "UTC";
+  std::string bmos_data_dir;  // empty: DATA_DIR/bmos
+  int ml_workers = 1;
+  bool bmos_handlers = true;
+  bool default_timetable = true;
 };
+
+bool SwitchValue(std::string_view v) { return v.empty() || v == "1" || v == "true"; }
 
 // One option: its flag, environment variable, what it takes, help, and how it is stored.
 struct Option {
@@ -152,10 +161,40 @@ std::vector<Option> Options() {
          c.timezone = v;
          return Status::Ok();
        }},
+      {"--bmos-data-dir", "BMOS_BMOS_DATA_DIR", "DIR",
+       "the BMOS data root: every file path in a BMOS task's data is relative to it and may not "
+       "leave it. Default: DATA_DIR/bmos",
+       [](Config& c, std::string_view v) {
+         if (v.empty()) return Status::InvalidArgument("--bmos-data-dir: must not be empty");
+         c.bmos_data_dir = v;
+         return Status::Ok();
+       }},
+      {"--ml-workers", "BMOS_ML_WORKERS", "N",
+       "workers of the group 'ml' (queue 'ml'), where the BMOS handlers run, so that training "
+       "never holds up short tasks; unused when a --group serves 'ml'. Default: 1",
+       [](Config& c, std::string_view v) {
+         int64_t n;
+         if (Status s = ParseInt(v, 1, 256, "--ml-workers", &n); !s.ok()) return s;
+         c.ml_workers = static_cast<int>(n);
+         return Status::Ok();
+       }},
+      {"--no-bmos-handlers", "BMOS_NO_BMOS_HANDLERS", nullptr,
+       "do not register the BMOS handlers (process_data, train_model, ...) nor the 'ml' group",
+       [](Config& c, std::string_view v) {
+         c.bmos_handlers = !SwitchValue(v);
+         return Status::Ok();
+       }},
+      {"--no-default-timetable", "BMOS_NO_DEFAULT_TIMETABLE", nullptr,
+       "do not install the default timetable (daily_model_retrain, hourly_data_sync, "
+       "weekly_cleanup) on the first start",
+       [](Config& c, std::string_view v) {
+         c.default_timetable = !SwitchValue(v);
+         return Status::Ok();
+       }},
       {"--with-test-handlers", "BMOS_TEST_HANDLERS", nullptr,
        "register bmos.noop, bmos.sleep {\"ms\":N}, bmos.fail {\"times\":K} and bmos.echo",
        [](Config& c, std::string_view v) {
-         c.test_handlers = v.empty() || v == "1" || v == "true";
+         c.test_handlers = SwitchValue(v);
          return Status::Ok();
        }},
       {"--max-body-bytes", "BMOS_MAX_BODY_BYTES", "N",
@@ -293,6 +332,18 @@ Result<std::vector<bmos::engine::WorkerGroupOptions>> Groups(const Config& c) {
     o.workers = static_cast<int>(n);
     groups.push_back(std::move(o));
   }
+  // The BMOS handlers' queue, in a group of its own unless one was given.
+  bool ml_served = false;
+  for (const auto& g : groups) {
+    for (const std::string& q : g.queues) ml_served = ml_served || q == "ml";
+  }
+  if (c.bmos_handlers && !ml_served) {
+    bmos::engine::WorkerGroupOptions ml;
+    ml.name = "ml";
+    ml.queues = {"ml"};
+    ml.workers = c.ml_workers;
+    groups.push_back(std::move(ml));
+  }
   return groups;
 }
 
@@ -354,6 +405,14 @@ int main(int argc, char** argv) {
   if (config.test_handlers) {
     if (Status s = bmos::api::RegisterTestHandlers(*engine); !s.ok()) return Fail(s.ToString());
   }
+  if (config.bmos_handlers) {
+    bmos::engine::handlers::BmosHandlerOptions ho;
+    ho.data_root = config.bmos_data_dir.empty() ? std::filesystem::path(config.data_dir) / "bmos"
+                                                : std::filesystem::path(config.bmos_data_dir);
+    if (Status s = bmos::engine::handlers::RegisterBmosHandlers(*engine, ho); !s.ok()) {
+      return Fail("BMOS handlers: " + s.ToString());
+    }
+  }
 
   // After the handlers: jobs name them. Runs missed while the server was down are handled now.
   bmos::engine::SchedulerOptions sched_options;
@@ -361,6 +420,22 @@ int main(int argc, char** argv) {
   Result<std::unique_ptr<bmos::engine::Scheduler>> scheduler =
       bmos::engine::Scheduler::Open(engine.get(), sched_options);
   if (!scheduler.ok()) return Fail("cannot start the scheduler: " + scheduler.status().ToString());
+  if (config.bmos_handlers && config.default_timetable) {
+    // Once per store: a marker beside it remembers that the jobs were installed, so a default
+    // job the user deleted stays deleted. In memory mode nothing persists: installed each start.
+    std::filesystem::path marker;
+    if (eo.durability != bmos::storage::Durability::kMemory) {
+      marker = std::filesystem::path(config.data_dir) / "default-timetable.installed";
+    }
+    Result<std::vector<std::string>> added =
+        bmos::engine::handlers::InstallDefaultTimetable(**scheduler, marker);
+    if (!added.ok()) return Fail("default timetable: " + added.status().ToString());
+    if (!added->empty()) {
+      std::string names;
+      for (const std::string& id : *added) names += (names.empty() ? "" : ", ") + id;
+      std::printf("bmos-taskd: default timetable installed: %s\n", names.c_str());
+    }
+  }
 
   bmos::api::ApiServiceOptions so;
   so.auth = config.auth == "jwt";

@@ -13,7 +13,7 @@ jobs="$(nproc)"
 # Tests and benchmarks are not needed to run the program (tools/test.sh builds them).
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DBMOS_BUILD_TESTS=OFF -DBMOS_BUILD_BENCH=OFF >/dev/null
-cmake --build build --target bmos-taskd bmos-task -j "$jobs"
+cmake --build build --target bmos-taskd bmos-task bmos-sample-data -j "$jobs"
 
 cat <<HINT
 ------------------------------------------------------------------------------
@@ -23,7 +23,9 @@ bmos-taskd starts below (Ctrl-C or SIGTERM drains and stops it). In another term
        -H "Authorization: Bearer \$BMOS_TOKEN" -H 'Content-Type: application/json' \\
        -d '{"task_name": "bmos.echo", "task_data": {"hello": "world"}}'
   $PWD/build/tools/bmos-task list
-(bmos.* test handlers are registered by this command; a BMOS deployment registers its own.)
+The BMOS handlers (process_data, check_data_quality, train_model, ...) read and write under
+bmos-data/bmos; sample data for them: build/tools/bmos-sample-data --out bmos-data/bmos/demo
+(the bmos.* test handlers are registered by this command too).
 ------------------------------------------------------------------------------
 HINT
 exec build/tools/bmos-taskd --listen 127.0.0.1:8080 --data-dir bmos-data --with-test-handlers "$@"

@@ -296,6 +296,40 @@ TEST_F(SchedulerTest, RunNowEnqueuesAtOnceAndKeepsTheTimetable) {
   EXPECT_EQ(scheduler_->RunNow("nope").status().code(), Status::Code::kNotFound);
 }
 
+TEST_F(SchedulerTest, ReplaceEditsTheSpecAndKeepsStatsAndPauseState) {
+  Add(Interval("edit", R"({"seconds": 10})"));
+  Advance(10 * kSecond);
+  WaitRunsEnded("edit", 1);
+  BMOS_ASSERT_OK(scheduler_->Pause("edit"));
+  JobSpec changed = Interval("", R"({"minutes": 1})");
+  changed.name = "edited";
+  changed.data = Obj(R"({"v": 2})");
+  Result<JobInfo> r = scheduler_->Replace("edit", changed);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->spec.id, "edit");
+  EXPECT_EQ(r->spec.name, "edited");
+  EXPECT_EQ(r->state, JobState::kPaused);  // still paused
+  EXPECT_EQ(r->stats.runs, 1u);            // statistics kept
+  EXPECT_EQ(r->stats.completed_runs, 1u);
+  Result<JobInfo> resumed = scheduler_->Resume("edit");
+  ASSERT_TRUE(resumed.ok());
+  EXPECT_EQ(*resumed->next_run_us, kStart + 70 * kSecond);  // one minute after the edit
+  Advance(60 * kSecond);
+  ASSERT_TRUE(runs_.WaitAtLeast(2));
+  WaitRunsEnded("edit", 2);
+  Result<TaskRecord> last = engine_->Get(GetJob("edit").stats.last_task_id);
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(json::parse(last->spec->data_json), json::parse(R"({"v": 2})"));
+
+  changed.id = "other";
+  EXPECT_EQ(scheduler_->Replace("edit", changed).status().code(), Status::Code::kInvalidArgument);
+  changed.id.clear();
+  EXPECT_EQ(scheduler_->Replace("nope", changed).status().code(), Status::Code::kNotFound);
+  changed.trigger_config = Obj(R"({"seconds": -1})");
+  EXPECT_EQ(scheduler_->Replace("edit", changed).status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(GetJob("edit").spec.name, "edited");  // a refused edit changes nothing
+}
+
 TEST_F(SchedulerTest, DateJobRunsOnceThenIsFinished) {
   JobSpec spec;
   spec.id = "once";
