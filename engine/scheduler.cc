@@ -739,11 +739,7 @@ void Scheduler::Core::OnEnqueued(const std::vector<Fire>& fires, const std::vect
                    FormatUtc(fires[i].scheduled_us) +
                    " could not be enqueued (counted as missed): " + result.status().ToString());
     }
-    std::vector<JobPtr> write = touched;
-    for (const Fire& f : fires) {
-      if (std::find(write.begin(), write.end(), f.job) == write.end()) write.push_back(f.job);
-    }
-    Persist(write, nullptr);
+    Persist(touched, nullptr);  // every fired job is in `touched`
     inflight_ += singles.size();
     --inflight_;
   }
@@ -757,6 +753,7 @@ void Scheduler::Core::OnEnqueued(const std::vector<Fire>& fires, const std::vect
                                                      ":" + std::to_string(f.scheduled_us)));
     }
     one.fires.push_back(f);
+    one.touched.push_back(f.job);
     Submit(std::move(one), nullptr);
   }
 }
