@@ -769,23 +769,21 @@ ParseResult<engine::JobSpec> ParseJobBody(std::string& body) {
       }
       continue;  // an optional field: not given
     }
-    auto text = [&](size_t max_bytes) -> std::optional<std::string> {
+    // A string of 1..max_bytes into *out; false (and *out unchanged) otherwise.
+    auto text = [&](size_t max_bytes, std::string* out) {
       std::string_view s;
-      if (value.get_string().get(s) || s.empty() || s.size() > max_bytes) return std::nullopt;
-      return std::string(s);
+      if (value.get_string().get(s) || s.empty() || s.size() > max_bytes) return false;
+      out->assign(s);
+      return true;
     };
     switch (field) {
       case kJobName:
-        if (auto s = text(kMaxNameBytes)) {
-          spec.name = *s;
-        } else {
+        if (!text(kMaxNameBytes, &spec.name)) {
           return Invalid("", key, "must be a string of 1..200 bytes");
         }
         break;
       case kJobFunction:
-        if (auto s = text(kMaxNameBytes)) {
-          spec.function = *s;
-        } else {
+        if (!text(kMaxNameBytes, &spec.function)) {
           return Invalid("", key, "must be a registered task name (a string of 1..200 bytes)");
         }
         break;
@@ -806,9 +804,7 @@ ParseResult<engine::JobSpec> ParseJobBody(std::string& body) {
         spec.data = ToBoostObject(value);
         break;
       case kQueue:
-        if (auto s = text(kMaxNameBytes)) {
-          spec.queue = *s;
-        } else {
+        if (!text(kMaxNameBytes, &spec.queue)) {
           return Invalid("", key, "must be a string of 1..200 bytes");
         }
         break;
@@ -854,11 +850,7 @@ ParseResult<engine::JobSpec> ParseJobBody(std::string& body) {
         break;
       }
       case kJobId:
-        if (auto s = text(128)) {
-          spec.id = *s;
-        } else {
-          return Invalid("", key, "must be a string of 1..128 characters");
-        }
+        if (!text(128, &spec.id)) return Invalid("", key, "must be a string of 1..128 characters");
         break;
       case kPaused:
         if (value.get_bool().get(spec.paused)) return Invalid("", key, "must be true or false");

@@ -199,19 +199,21 @@ std::string EncodeJob(const Job& job) {
   out += job.spec.paused ? "\"paused\":true" : "\"paused\":false";
   out += ",\"next_us\":";
   AppendOptional(out, job.next_us);
-  out += ",\"stats\":{\"runs\":";
-  AppendNumber(out, st.runs);
-  out += ",\"missed\":";
-  AppendNumber(out, st.missed_runs);
-  out += ",\"skipped\":";
-  AppendNumber(out, st.skipped_runs);
-  out += ",\"completed\":";
-  AppendNumber(out, st.completed_runs);
-  out += ",\"failed\":";
-  AppendNumber(out, st.failed_runs);
-  out += ",\"cancelled\":";
-  AppendNumber(out, st.cancelled_runs);
-  out += ",\"last_run_us\":";
+  const std::pair<std::string_view, uint64_t> counts[] = {{"runs", st.runs},
+                                                          {"missed", st.missed_runs},
+                                                          {"skipped", st.skipped_runs},
+                                                          {"completed", st.completed_runs},
+                                                          {"failed", st.failed_runs},
+                                                          {"cancelled", st.cancelled_runs}};
+  out += ",\"stats\":{";
+  for (const auto& [key, n] : counts) {
+    out += '"';
+    out += key;
+    out += "\":";
+    AppendNumber(out, n);
+    out += ',';
+  }
+  out += "\"last_run_us\":";
   AppendOptional(out, st.last_run_us);
   // A task id's text and a state's name need no escaping.
   out += ",\"last_task\":\"";
