@@ -34,10 +34,11 @@ Result<json::value> ProcessData(const Workspace& ws, const json::object& data, J
   BMOS_HANDLERS_ASSIGN_OR_RETURN(std::string source, fields.String("data_source"));
   BMOS_HANDLERS_ASSIGN_OR_RETURN(std::optional<std::string> mode,
                                  fields.OptionalString("processing_type"));
-  if (mode && *mode != "standard" && *mode != "strict") {
+  const std::string processing = mode.value_or("standard");
+  if (processing != "standard" && processing != "strict") {
     return fields.Invalid("processing_type", "must be \"standard\" or \"strict\"");
   }
-  const bool strict = mode && *mode == "strict";
+  const bool strict = processing == "strict";
   BMOS_HANDLERS_ASSIGN_OR_RETURN(std::optional<std::string> output_field,
                                  fields.OptionalString("output"));
   BMOS_HANDLERS_ASSIGN_OR_RETURN(FileRef input, ResolveInput(ws, source, "data_source"));

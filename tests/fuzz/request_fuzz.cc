@@ -1,5 +1,6 @@
 // libFuzzer target for the request parsers of the HTTP server (api/request_json.h). Every input
-// goes to ParseEnqueueBody, ParseEnqueueBatchBody and ParseListQuery as it is, and through
+// goes to ParseEnqueueBody, ParseEnqueueBatchBody, ParseListQuery, ParseJobBody and
+// ParseJobListQuery as it is, and through
 // Beast's request parser (body limit 1 MiB, as the server sets one); a complete request is then
 // routed to the parser its target names, as bmos-taskd would.
 //
@@ -84,6 +85,26 @@ void FuzzQuery(std::string_view query) {
   }
 }
 
+void FuzzJob(std::string body) {
+  auto result = bmos::api::ParseJobBody(body);
+  if (result.ok()) {
+    Check(!result->name.empty() && !result->function.empty(), "a parsed job has name and function");
+    Check(result->max_instances >= 1 && result->max_instances <= 1000, "max_instances in range");
+    Check(!result->misfire_grace_seconds || *result->misfire_grace_seconds > 0, "grace > 0");
+  } else {
+    CheckError(result.error());
+  }
+}
+
+void FuzzJobQuery(std::string_view query) {
+  auto result = bmos::api::ParseJobListQuery(query);
+  if (result.ok()) {
+    Check(result->limit >= 1 && result->limit <= 1000, "job limit in 1..1000");
+  } else {
+    CheckError(result.error());
+  }
+}
+
 // The request as bmos-taskd would route it.
 void FuzzHttp(std::string_view bytes) {
   http::request_parser<http::string_body> parser;
@@ -111,6 +132,13 @@ void FuzzHttp(std::string_view bytes) {
   } else if (request.method() == http::verb::get && path == "/api/v1/tasks/") {
     FuzzQuery(question == std::string_view::npos ? std::string_view()
                                                  : target.substr(question + 1));
+  } else if ((request.method() == http::verb::post && path == "/api/v1/tasks/scheduled") ||
+             (request.method() == http::verb::put &&
+              path.starts_with("/api/v1/tasks/scheduled/"))) {
+    FuzzJob(std::move(request.body()));
+  } else if (request.method() == http::verb::get && path == "/api/v1/tasks/scheduled/") {
+    FuzzJobQuery(question == std::string_view::npos ? std::string_view()
+                                                    : target.substr(question + 1));
   }
 }
 
@@ -121,6 +149,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzEnqueue(std::string(bytes));
   FuzzBatch(std::string(bytes));
   FuzzQuery(bytes);
+  FuzzJob(std::string(bytes));
+  FuzzJobQuery(bytes);
   FuzzHttp(bytes);
   return 0;
 }
