@@ -109,6 +109,9 @@ struct Job {
   std::unique_ptr<Trigger> trigger;
   std::string data_json;  // spec.data serialised once, for every run's task
   std::string spec_json;  // EncodeSpec: the persisted record's spec part
+  // The store holds this spec (the whole record under the id): later writes only rewrite the
+  // run-state record. False for a new or replaced spec.
+  bool spec_written = false;
   int64_t created_us = 0;
   std::optional<int64_t> next_us;
   JobStats stats;
@@ -191,11 +194,9 @@ void AppendOptional(std::string& out, const std::optional<T>& v) {
   }
 }
 
-std::string EncodeJob(const Job& job) {
+// Appends the run state's fields (no braces): "paused", "next_us", "stats", "running".
+void AppendState(std::string& out, const Job& job) {
   const JobStats& st = job.stats;
-  std::string out;
-  out.reserve(job.spec_json.size() + 320 + 40 * job.running.size());
-  out += job.spec_json;
   out += job.spec.paused ? "\"paused\":true" : "\"paused\":false";
   out += ",\"next_us\":";
   AppendOptional(out, job.next_us);
@@ -237,8 +238,36 @@ std::string EncodeJob(const Job& job) {
     out += job.running[i].ToString();
     out += '"';
   }
-  out += "]}";
+  out += ']';
+}
+
+// The whole record: the spec part and the run state.
+std::string EncodeJob(const Job& job) {
+  std::string out;
+  out.reserve(job.spec_json.size() + 320 + 40 * job.running.size());
+  out += job.spec_json;
+  AppendState(out, job);
+  out += '}';
   return out;
+}
+
+// The run state alone, the record under StateKey(id) that every run rewrites (a fraction of the
+// whole record's bytes).
+std::string EncodeState(const Job& job) {
+  std::string out;
+  out.reserve(320 + 40 * job.running.size());
+  out += '{';
+  AppendState(out, job);
+  out += '}';
+  return out;
+}
+
+// A job's run-state key: its id and a byte no id contains, so that it sorts right after the id.
+constexpr char kStateSuffix = '\x01';
+std::string StateKey(std::string_view id) {
+  std::string key(id);
+  key += kStateSuffix;
+  return key;
 }
 
 template <typename T>
@@ -258,6 +287,8 @@ std::string Text(const json::object& o, std::string_view key) {
   const json::value* v = o.if_contains(key);
   return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
 }
+
+void ApplyState(const json::object& o, Job& job);
 
 // The job a persisted record describes, its trigger parsed again. Corruption for a record this
 // build cannot read; InvalidArgument when its trigger no longer parses.
@@ -295,10 +326,27 @@ Result<JobPtr> DecodeJob(std::string_view id, std::string_view value,
     s.coalesce = c->get_bool();
   }
   s.max_instances = Number<int32_t>(o, "max_instances").value_or(1);
-  if (const json::value* p = o.if_contains("paused"); p != nullptr && p->is_bool()) {
-    s.paused = p->get_bool();
-  }
   job->created_us = Number<int64_t>(o, "created_us").value_or(0);
+  ApplyState(o, *job);
+  Result<std::unique_ptr<Trigger>> trigger =
+      Trigger::Parse(s.type, s.trigger_config, {default_timezone, job->created_us});
+  if (!trigger.ok()) {
+    return Status::InvalidArgument("scheduled job '" + s.id +
+                                   "': trigger_config: " + trigger.status().message());
+  }
+  job->trigger = std::move(trigger).value();
+  job->data_json = json::serialize(s.data);
+  job->spec_json = EncodeSpec(*job);
+  return job;
+}
+
+// Reads the run state (AppendState's fields) of `o` into `job`: from a whole record, or from a
+// run-state record, which then overrides the whole record's (older) state.
+void ApplyState(const json::object& o, Job& job_ref) {
+  Job* job = &job_ref;
+  if (const json::value* p = o.if_contains("paused"); p != nullptr && p->is_bool()) {
+    job->spec.paused = p->get_bool();
+  }
   job->next_us = Number<int64_t>(o, "next_us");
   if (const json::value* sv = o.if_contains("stats"); sv != nullptr && sv->is_object()) {
     const json::object& so = sv->get_object();
@@ -318,22 +366,13 @@ Result<JobPtr> DecodeJob(std::string_view id, std::string_view value,
     st.timed_runs = Number<uint64_t>(so, "timed").value_or(0);
     if (std::optional<TaskId> t = TaskId::Parse(st.last_task_id)) job->last_task = *t;
   }
+  job->running.clear();
   if (const json::value* r = o.if_contains("running"); r != nullptr && r->is_array()) {
     for (const json::value& e : r->get_array()) {
       if (!e.is_string()) continue;
       if (std::optional<TaskId> t = TaskId::Parse(e.get_string())) job->running.push_back(*t);
     }
   }
-  Result<std::unique_ptr<Trigger>> trigger =
-      Trigger::Parse(s.type, s.trigger_config, {default_timezone, job->created_us});
-  if (!trigger.ok()) {
-    return Status::InvalidArgument("scheduled job '" + s.id +
-                                   "': trigger_config: " + trigger.status().message());
-  }
-  job->trigger = std::move(trigger).value();
-  job->data_json = json::serialize(s.data);
-  job->spec_json = EncodeSpec(*job);
-  return job;
 }
 
 // Due run times of a trigger, from `first` (a fire time <= now) up to `now`.
@@ -509,14 +548,36 @@ class Scheduler::Core : public std::enable_shared_from_this<Scheduler::Core> {
 };
 
 Status Scheduler::Core::Load() {
+  // Per id: the whole record and, when the job ran since it was written, its run-state record
+  // (which sorts right after it).
   std::vector<std::pair<std::string, std::string>> records;
-  Status s = store_->ForEachJob([&](std::string_view id, std::string_view value) {
-    records.emplace_back(std::string(id), std::string(value));
+  std::map<std::string, std::string, std::less<>> states;
+  Status s = store_->ForEachJob([&](std::string_view key, std::string_view value) {
+    if (!key.empty() && key.back() == kStateSuffix) {
+      states.emplace(std::string(key.substr(0, key.size() - 1)), std::string(value));
+    } else {
+      records.emplace_back(std::string(key), std::string(value));
+    }
   });
   if (!s.ok()) return s;
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [id, value] : records) {
     Result<JobPtr> job = DecodeJob(id, value, options_.default_timezone);
+    if (job.ok()) {
+      (*job)->spec_written = true;
+      if (auto st = states.find(id); st != states.end()) {
+        json::error_code ec;
+        json::value state = json::parse(st->second, ec);
+        if (!ec && state.is_object()) {
+          ApplyState(state.get_object(), **job);
+        } else {
+          std::fprintf(stderr,
+                       "bmos: scheduler: error: job '%s': malformed run state; the job's whole "
+                       "record (older) is used\n",
+                       id.c_str());
+        }
+      }
+    }
     if (!job.ok()) {
       std::fprintf(stderr,
                    "bmos: scheduler: error: job '%s' not loaded (it stays in the store): %s\n",
@@ -765,7 +826,14 @@ void Scheduler::Core::Persist(const std::vector<JobPtr>& jobs, storage::WriteCal
   writes.reserve(jobs.size());
   for (const JobPtr& job : jobs) {
     if (job->removed) continue;
-    writes.push_back(storage::JobWrite{job->spec.id, EncodeJob(*job)});
+    if (job->spec_written) {
+      writes.push_back(storage::JobWrite{StateKey(job->spec.id), EncodeState(*job)});
+    } else {
+      // The whole record, and no run-state record left to override it (one batch: both or none).
+      writes.push_back(storage::JobWrite{job->spec.id, EncodeJob(*job)});
+      writes.push_back(storage::JobWrite{StateKey(job->spec.id), {}, true});
+      job->spec_written = true;
+    }
     job->dirty = false;
   }
   if (writes.empty() && done == nullptr) return;
@@ -977,6 +1045,7 @@ Result<JobInfo> Scheduler::Core::Replace(std::string_view id, JobSpec spec) {
     job->data_json = std::move(fresh->data_json);
     job->created_us = fresh->created_us;
     job->spec_json = EncodeSpec(*job);
+    job->spec_written = false;
     job->next_us = fresh->next_us;
     Schedule(job);
     Persist({job}, &written);
@@ -1036,8 +1105,8 @@ Status Scheduler::Core::Remove(std::string_view id) {
     job->removed = true;
     ++job->gen;
     jobs_.erase(it);
-    storage::JobWrite erase{std::string(id), {}, true};
-    store_->WriteJobsAsync(std::span<const storage::JobWrite>(&erase, 1), &written);
+    const storage::JobWrite erase[] = {{std::string(id), {}, true}, {StateKey(id), {}, true}};
+    store_->WriteJobsAsync(erase, &written);
   }
   if (Status s = written.Wait(); !s.ok()) {
     std::lock_guard<std::mutex> lock(mu_);

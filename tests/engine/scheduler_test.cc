@@ -330,6 +330,35 @@ TEST_F(SchedulerTest, ReplaceEditsTheSpecAndKeepsStatsAndPauseState) {
   EXPECT_EQ(GetJob("edit").spec.name, "edited");  // a refused edit changes nothing
 }
 
+// A job is stored as its whole record under its id; each run rewrites only a small run-state
+// record beside it (id + '\x01'), which a restart applies on top (JobsSurviveARestart...).
+TEST_F(SchedulerTest, RunsRewriteOnlyTheRunStateRecord) {
+  auto keys = [&] {
+    std::vector<std::pair<std::string, size_t>> out;
+    BMOS_EXPECT_OK(engine_->store().ForEachJob([&](std::string_view k, std::string_view v) {
+      out.emplace_back(std::string(k), v.size());
+    }));
+    return out;
+  };
+  JobSpec spec = Interval("layout", R"({"seconds": 10})");
+  spec.data = Obj(R"({"padding": "a job's spec is the larger part of its record"})");
+  Add(spec);
+  ASSERT_EQ(keys().size(), 1u);
+  Advance(10 * kSecond);
+  WaitRunsEnded("layout", 1);
+  std::vector<std::pair<std::string, size_t>> after = keys();
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0].first, "layout");
+  EXPECT_EQ(after[1].first, std::string("layout\x01"));
+  EXPECT_LT(after[1].second, after[0].second);
+  // A replaced spec is written whole again, the run state folded into it.
+  Result<JobInfo> r = scheduler_->Replace("layout", Interval("", R"({"seconds": 20})"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(keys().size(), 1u);
+  BMOS_ASSERT_OK(scheduler_->Remove("layout"));
+  EXPECT_TRUE(keys().empty());
+}
+
 TEST_F(SchedulerTest, DateJobRunsOnceThenIsFinished) {
   JobSpec spec;
   spec.id = "once";
