@@ -610,13 +610,16 @@ std::optional<ApiError> ForEachQueryParam(std::string_view query_string,
   return std::nullopt;
 }
 
-// An integer 1..1000 (the limit parameters).
-std::optional<size_t> ParseLimit(const std::string& value) {
+// The limit parameters: an integer 1..1000 into *out, else the error naming `key`.
+std::optional<ApiError> ParseLimit(const std::string& key, const std::string& value, size_t* out) {
   size_t limit = 0;
   const char* end = value.data() + value.size();
   auto [ptr, ec] = std::from_chars(value.data(), end, limit);
-  if (ec != std::errc() || ptr != end || limit < 1 || limit > 1000) return std::nullopt;
-  return limit;
+  if (ec != std::errc() || ptr != end || limit < 1 || limit > 1000) {
+    return Invalid("", key, "must be an integer in 1..1000");
+  }
+  *out = limit;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -643,12 +646,7 @@ ParseResult<storage::ListQuery> ParseListQuery(std::string_view query_string) {
             value = std::string();
             break;
           case kLimit:
-            if (std::optional<size_t> limit = ParseLimit(value)) {
-              query.limit = *limit;
-            } else {
-              return Invalid("", key, "must be an integer in 1..1000");
-            }
-            break;
+            return ParseLimit(key, value, &query.limit);
           case kCursor:
             query.before = storage::TaskId::Parse(value);
             if (!query.before) {
@@ -680,12 +678,7 @@ ParseResult<engine::JobListQuery> ParseJobListQuery(std::string_view query_strin
             if (!query.state) return Invalid("", key, "must be one of active, paused, finished");
             break;
           case kLimit:
-            if (std::optional<size_t> limit = ParseLimit(value)) {
-              query.limit = *limit;
-            } else {
-              return Invalid("", key, "must be an integer in 1..1000");
-            }
-            break;
+            return ParseLimit(key, value, &query.limit);
           case kCursor:
             query.after = std::move(value);
             value = std::string();

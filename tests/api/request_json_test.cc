@@ -5,6 +5,7 @@
 #include <simdjson.h>
 
 #include <atomic>
+#include <boost/json/serialize.hpp>
 #include <cctype>
 #include <string>
 #include <thread>
@@ -675,6 +676,107 @@ TEST(ListQuery, UnknownAndRepeatedParameters) {
   EXPECT_EQ(QueryError("status=PENDING&status=RUNNING"), Err422("status: given more than once"));
   EXPECT_EQ(QueryError("limit=5&limit=5"), Err422("limit: given more than once"));
   EXPECT_EQ(QueryError("limit=&limit=5"), Err422("limit: given more than once"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduled jobs: POST /tasks/scheduled bodies and the job list query.
+
+constexpr std::string_view kJobHead =
+    R"("job_name":"nightly","job_function":"process_data","job_type":"cron",)"
+    R"("trigger_config":{"hour":2,"minute":0})";
+
+ParseResult<engine::JobSpec> Job(std::string_view extra) {
+  std::string body = "{" + std::string(kJobHead) + std::string(extra) + "}";
+  return ParseJobBody(body);
+}
+
+ApiError JobError(std::string body) {
+  auto r = ParseJobBody(body);
+  return r.ok() ? ApiError{0, "parsed"} : r.error();
+}
+
+TEST(JobBody, ReadsEveryField) {
+  auto r = Job(R"(,"job_data":{"data_source":"a.csv"},"queue_name":"ml","priority":"high",)"
+               R"("max_retries":2,"misfire_grace_time":30.5,"coalesce":false,"max_instances":3,)"
+               R"("job_id":"n-1","paused":true)");
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->name, "nightly");
+  EXPECT_EQ(r->function, "process_data");
+  EXPECT_EQ(r->type, engine::TriggerType::kCron);
+  EXPECT_EQ(boost::json::serialize(r->trigger_config), R"({"hour":2,"minute":0})");
+  EXPECT_EQ(boost::json::serialize(r->data), R"({"data_source":"a.csv"})");
+  EXPECT_EQ(r->queue, "ml");
+  EXPECT_EQ(r->priority, storage::Priority::kHigh);
+  EXPECT_EQ(r->max_retries, 2);
+  EXPECT_EQ(r->misfire_grace_seconds, 30.5);
+  EXPECT_FALSE(r->coalesce);
+  EXPECT_EQ(r->max_instances, 3);
+  EXPECT_EQ(r->id, "n-1");
+  EXPECT_TRUE(r->paused);
+}
+
+TEST(JobBody, DefaultsAndNull) {
+  auto r = Job("");
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->misfire_grace_seconds, 60.0);
+  EXPECT_TRUE(r->coalesce);
+  EXPECT_EQ(r->max_instances, 1);
+  EXPECT_TRUE(r->id.empty());
+  EXPECT_FALSE(r->paused);
+  // null: "not given", except misfire_grace_time, where it means no limit.
+  r = Job(R"(,"misfire_grace_time":null,"job_data":null,"priority":null)");
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_FALSE(r->misfire_grace_seconds.has_value());
+  EXPECT_TRUE(r->data.empty());
+  EXPECT_FALSE(r->priority.has_value());
+}
+
+TEST(JobBody, BadFieldsAreNamed) {
+  EXPECT_EQ(Job(R"(,"max_instances":0)").error(),
+            Err422("max_instances: must be an integer in 1..1000"));
+  EXPECT_EQ(Job(R"(,"max_retries":1.5)").error(), Err422(std::string(kMaxRetriesError)));
+  EXPECT_EQ(Job(R"(,"misfire_grace_time":0)").error(),
+            Err422("misfire_grace_time: must be a number of seconds > 0, or null for no limit"));
+  EXPECT_EQ(Job(R"(,"misfire_grace_time":"60")").error().http_status, 422);
+  EXPECT_EQ(Job(R"(,"coalesce":"yes")").error(), Err422("coalesce: must be true or false"));
+  EXPECT_EQ(Job(R"(,"priority":"urgent")").error(), Err422(std::string(kPriorityError)));
+  EXPECT_EQ(Job(R"(,"job_data":[1])").error(), Err422("job_data: must be a JSON object"));
+  EXPECT_EQ(Job(R"(,"job_id":"")").error(),
+            Err422("job_id: must be a string of 1..128 characters"));
+  EXPECT_THAT(Job(R"(,"colour":1)").error().detail, StartsWith("colour: unknown field"));
+  EXPECT_EQ(Job(R"(,"coalesce":true,"coalesce":false)").error(),
+            Err422("coalesce: given more than once"));
+  EXPECT_EQ(
+      JobError(R"({"job_name":"x","job_function":"f","job_type":"weekly","trigger_config":{}})"),
+      Err422("job_type: must be cron, interval or date"));
+  EXPECT_EQ(JobError(R"({"job_name":"x","job_function":"f","job_type":"cron","trigger_config":3})"),
+            Err422("trigger_config: must be a JSON object"));
+  EXPECT_EQ(JobError(R"({"job_name":"x","job_type":"cron","trigger_config":{}})"),
+            Err422("job_function: field required"));
+  EXPECT_EQ(
+      JobError(R"({"job_name":null,"job_function":"f","job_type":"cron","trigger_config":{}})"),
+      Err422("job_name: field required"));
+  EXPECT_EQ(JobError("[1]"), Err422("body: must be a JSON object"));
+  EXPECT_EQ(JobError("{").http_status, 400);
+  EXPECT_EQ(JobError("").http_status, 400);
+}
+
+TEST(JobListQuery, StateLimitCursor) {
+  auto q = ParseJobListQuery("state=paused&limit=20&cursor=job-7");
+  ASSERT_TRUE(q.ok()) << q.error().detail;
+  EXPECT_EQ(q->state, engine::JobState::kPaused);
+  EXPECT_EQ(q->limit, 20u);
+  EXPECT_EQ(q->after, "job-7");
+  q = ParseJobListQuery("");
+  ASSERT_TRUE(q.ok());
+  EXPECT_FALSE(q->state.has_value());
+  EXPECT_EQ(q->limit, 100u);
+  EXPECT_EQ(ParseJobListQuery("state=sleeping").error(),
+            Err422("state: must be one of active, paused, finished"));
+  EXPECT_EQ(ParseJobListQuery("limit=0").error(), Err422("limit: must be an integer in 1..1000"));
+  EXPECT_EQ(ParseJobListQuery("status=active").error(),
+            Err422("status: unknown query parameter (allowed: state, limit, cursor)"));
+  EXPECT_EQ(ParseJobListQuery("limit=5&limit=6").error(), Err422("limit: given more than once"));
 }
 
 // ---------------------------------------------------------------------------------------------
