@@ -57,6 +57,10 @@ bool ValidJobId(std::string_view id) {
   return true;
 }
 
+Status JobNotFound(std::string_view id) {
+  return Status::NotFound("job '" + std::string(id) + "' not found");
+}
+
 std::string FormatUtc(int64_t micros) {
   Result<std::string> s = FormatIsoWithOffset(micros, "UTC");
   return s.ok() ? *s : std::to_string(micros);
@@ -1034,7 +1038,7 @@ Result<JobInfo> Scheduler::Core::Replace(std::string_view id, JobSpec spec) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = jobs_.find(id);
-    if (it == jobs_.end()) return Status::NotFound("job '" + std::string(id) + "' not found");
+    if (it == jobs_.end()) return JobNotFound(id);
     job = it->second;
     // In place: runs in flight hold this Job and record their tasks on it. Statistics, running
     // tasks and the pause state stay; the timetable starts anew from now.
@@ -1065,7 +1069,7 @@ Result<JobInfo> Scheduler::Core::Get(std::string_view id) const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = jobs_.find(id);
-    if (it == jobs_.end()) return Status::NotFound("job '" + std::string(id) + "' not found");
+    if (it == jobs_.end()) return JobNotFound(id);
     info = Info(*it->second);
   }
   // The last task's state now, if it may have moved on since the job last heard of it.
@@ -1100,7 +1104,7 @@ Status Scheduler::Core::Remove(std::string_view id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = jobs_.find(id);
-    if (it == jobs_.end()) return Status::NotFound("job '" + std::string(id) + "' not found");
+    if (it == jobs_.end()) return JobNotFound(id);
     job = it->second;
     job->removed = true;
     ++job->gen;
@@ -1127,7 +1131,7 @@ Result<JobInfo> Scheduler::Core::SetPaused(std::string_view id, bool paused) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = jobs_.find(id);
-    if (it == jobs_.end()) return Status::NotFound("job '" + std::string(id) + "' not found");
+    if (it == jobs_.end()) return JobNotFound(id);
     job = it->second;
     if (job->state() == JobState::kFinished) {
       return Status::FailedPrecondition("job '" + std::string(id) +
@@ -1157,7 +1161,7 @@ Result<EnqueueResult> Scheduler::Core::RunNow(std::string_view id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = jobs_.find(id);
-    if (it == jobs_.end()) return Status::NotFound("job '" + std::string(id) + "' not found");
+    if (it == jobs_.end()) return JobNotFound(id);
     const JobPtr& job = it->second;
     const auto max = static_cast<uint64_t>(job->spec.max_instances);
     if (job->instances() >= max) PruneRunning(*job);

@@ -325,13 +325,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     if (options_.read_only) return ReadOnlyError();
     Request req;
     Encode(records, &req);
-    req.waited = true;
-    req.done = then;
-    if (!CommitInlineIfIdle(&req)) {
-      Submit(&req);
-      WaitFinished(req);
-    }
-    return req.status;
+    return WriteAndWait(req, then);
   }
 
   void WriteAsync(std::span<const TaskRecord> records, WriteCallback* done) override {
@@ -341,10 +335,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     }
     auto* req = new Request;
     Encode(records, req);
-    req->done = done;
-    req->detached = done == nullptr;
-    req->needs_sync = !req->detached;
-    if (!CommitInlineIfIdle(req)) Submit(req);
+    WriteWithoutWaiting(req, done);
   }
 
   Status WriteJobs(std::span<const JobWrite> writes) override {
@@ -352,12 +343,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     if (writes.empty()) return Status::Ok();
     Request req;
     EncodeJobs(writes, &req);
-    req.waited = true;
-    if (!CommitInlineIfIdle(&req)) {
-      Submit(&req);
-      WaitFinished(req);
-    }
-    return req.status;
+    return WriteAndWait(req, nullptr);
   }
 
   void WriteJobsAsync(std::span<const JobWrite> writes, WriteCallback* done) override {
@@ -367,10 +353,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     }
     auto* req = new Request;
     EncodeJobs(writes, req);
-    req->done = done;
-    req->detached = done == nullptr;
-    req->needs_sync = !req->detached;
-    if (!CommitInlineIfIdle(req)) Submit(req);
+    WriteWithoutWaiting(req, done);
   }
 
   Status ForEachJob(
@@ -696,6 +679,27 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     }
     AppendBody(req);
     req->records = static_cast<uint32_t>(records.size());
+  }
+
+  // Commits the encoded `req` (inline when the store is idle, else through the commit thread)
+  // and waits for it; `then`, when not null, is told first.
+  Status WriteAndWait(Request& req, WriteCallback* then) {
+    req.waited = true;
+    req.done = then;
+    if (!CommitInlineIfIdle(&req)) {
+      Submit(&req);
+      WaitFinished(req);
+    }
+    return req.status;
+  }
+
+  // Hands the encoded `req` (owned by the store from now on) over without waiting; `done` is
+  // told the outcome, or (null) errors are logged and no fsync is forced for it.
+  void WriteWithoutWaiting(Request* req, WriteCallback* done) {
+    req->done = done;
+    req->detached = done == nullptr;
+    req->needs_sync = !req->detached;
+    if (!CommitInlineIfIdle(req)) Submit(req);
   }
 
   void EncodeJobs(std::span<const JobWrite> writes, Request* req) {
