@@ -35,6 +35,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <latch>
 #include <memory>
 #include <mutex>
@@ -1041,6 +1042,26 @@ double FirstFire(const Flags& f, double base, int64_t i) {
 // job, and at least 1 s).
 double SetupSeconds(const Flags& f) { return 1.0 + 1e-4 * static_cast<double>(f.jobs); }
 
+// Adds `jobs` interval jobs "bench-<i>" running the no-op task, job i with the trigger config
+// `trigger(i)`. False (and `failure` set) at the first refusal.
+bool AddJobs(engine::Scheduler& scheduler, int64_t jobs, Failure* failure,
+             const std::function<boost::json::object(int64_t)>& trigger) {
+  for (int64_t i = 0; i < jobs; ++i) {
+    engine::JobSpec spec;
+    spec.id = "bench-" + std::to_string(i);
+    spec.name = spec.id;
+    spec.function = kNoop;
+    spec.type = engine::TriggerType::kInterval;
+    spec.trigger_config = trigger(i);
+    auto added = scheduler.Add(std::move(spec));
+    if (!added.ok()) {
+      *failure = {"cannot add job " + std::to_string(i) + ": " + added.status().ToString(), 1};
+      return false;
+    }
+  }
+  return true;
+}
+
 // The schedule scenario: `baseline` runs the plain timed loop instead of the scheduler.
 std::optional<Run> RunSchedule(const Flags& f, bool baseline, Failure* failure) {
   std::unique_ptr<Bench> b = OpenBench(f, f.workers, 0, failure);
@@ -1060,20 +1081,10 @@ std::optional<Run> RunSchedule(const Flags& f, bool baseline, Failure* failure) 
       return std::nullopt;
     }
     scheduler = std::move(opened).value();
-    for (int64_t i = 0; i < f.jobs; ++i) {
-      engine::JobSpec spec;
-      spec.id = "bench-" + std::to_string(i);
-      spec.name = spec.id;
-      spec.function = kNoop;
-      spec.type = engine::TriggerType::kInterval;
-      spec.trigger_config["seconds"] = interval_s;
-      spec.trigger_config["start_date"] = FirstFire(f, base, i);
-      auto added = scheduler->Add(std::move(spec));
-      if (!added.ok()) {
-        *failure = {"cannot add job " + std::to_string(i) + ": " + added.status().ToString(), 1};
-        return std::nullopt;
-      }
-    }
+    const bool added = AddJobs(*scheduler, f.jobs, failure, [&](int64_t i) {
+      return boost::json::object{{"seconds", interval_s}, {"start_date", FirstFire(f, base, i)}};
+    });
+    if (!added) return std::nullopt;
   } else {
     // The same tasks at the same times: sleep until the next due time, enqueue what is due.
     loop = std::thread([&] {
@@ -1167,19 +1178,10 @@ std::optional<Run> RunScheduleRestart(const Flags& f, Failure* failure) {
       *failure = {"cannot open the scheduler: " + opened.status().ToString(), 2};
       return std::nullopt;
     }
-    for (int64_t i = 0; i < f.jobs; ++i) {
-      engine::JobSpec spec;
-      spec.id = "bench-" + std::to_string(i);
-      spec.name = spec.id;
-      spec.function = kNoop;
-      spec.type = engine::TriggerType::kInterval;
-      spec.trigger_config["hours"] = 1;
-      auto added = (*opened)->Add(std::move(spec));
-      if (!added.ok()) {
-        *failure = {"cannot add job " + std::to_string(i) + ": " + added.status().ToString(), 1};
-        return std::nullopt;
-      }
-    }
+    const bool added = AddJobs(**opened, f.jobs, failure, [](int64_t) {
+      return boost::json::object{{"hours", 1}};
+    });
+    if (!added) return std::nullopt;
     (*opened)->Stop();
   }
   b->engine.reset();  // closes the store
