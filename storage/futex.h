@@ -14,6 +14,7 @@
 #include <atomic>
 #include <climits>
 #include <cstdint>
+#include <ctime>
 
 namespace bmos::storage {
 
@@ -22,6 +23,12 @@ static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
 // Sleeps while `word` holds `expected` (may return spuriously: callers loop on their condition).
 inline void FutexWait(std::atomic<uint32_t>& word, uint32_t expected) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr,
+          nullptr, 0);
+}
+
+// FutexWait for at most `timeout` (relative).
+inline void FutexWaitFor(std::atomic<uint32_t>& word, uint32_t expected, const timespec& timeout) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, &timeout,
           nullptr, 0);
 }
 

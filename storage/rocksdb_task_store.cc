@@ -16,6 +16,7 @@
 #include <array>
 #include <atomic>
 #include <boost/container/small_vector.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -96,9 +97,14 @@ struct Request {
   // Detached writes (the engine's attempt-start records) are logged without forcing an fsync:
   // they ride on the next fsync of a write that needs one.
   bool needs_sync = true;
-  std::atomic<uint32_t> finished{0};
+  // An attempt's start record (one RUNNING record, detached): dropped when the task's outcome
+  // is in the same commit (see DropSupersededStarts).
+  bool is_start = false;
+  TaskId start_of{};
+  std::atomic<uint32_t> finished{0};  // kPending, kSleeping (its writer waits on it), kFinished
   Status status;
 };
+constexpr uint32_t kPending = 0, kSleeping = 1, kFinished = 2;
 
 bool IsLiveState(TaskState s) { return !IsTerminal(s); }
 
@@ -335,6 +341,10 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     }
     auto* req = new Request;
     Encode(records, req);
+    if (done == nullptr && records.size() == 1 && records[0].state == TaskState::kRunning) {
+      req->is_start = true;
+      req->start_of = records[0].id();
+    }
     WriteWithoutWaiting(req, done);
   }
 
@@ -541,6 +551,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     s.writes = committed_writes_.load(std::memory_order_relaxed);
     s.records = committed_records_.load(std::memory_order_relaxed);
     s.inline_commits = inline_commits_.load(std::memory_order_relaxed);
+    s.dropped_starts = dropped_starts_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -733,7 +744,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       committing_ = true;
     }
     Request* one[1] = {req};
-    Commit(std::span<Request*>(one, 1), /*wake_waiters=*/false);
+    Commit(std::span<Request*>(one, 1));
     bool wake;
     {
       std::lock_guard<std::mutex> lock(queue_mu_);
@@ -759,6 +770,34 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       wake = committer_idle_ && (urgent || queue_.size() == 1);
     }
     if (wake) queue_cv_.notify_one();
+  }
+
+  // A start record and the outcome of the same task in one batch: the outcome moves the task
+  // out of `live`, where the start record would only have rewritten it. The start record is
+  // left out: a short task (most are) costs one record and one key fewer. Nobody waits for a
+  // start record (they are detached), and the engine never relies on one being on disk: until
+  // the outcome is (it follows in the same WriteBatch, or in the next when max_commit_bytes
+  // splits the batch), a crash leaves the task PENDING, as if its start were not written yet.
+  void DropSupersededStarts(std::vector<Request*>& batch) {
+    if (batch.size() < 2) return;
+    // From the back: a start record is dropped when an outcome of its task comes after it.
+    ended_.clear();
+    size_t dropped = 0;
+    for (size_t i = batch.size(); i-- > 0;) {
+      Request* r = batch[i];
+      if (r->is_start && ended_.contains(r->start_of)) {
+        delete r;
+        batch[i] = nullptr;
+        ++dropped;
+        continue;
+      }
+      for (const Request::CountDelta& d : r->deltas) {
+        if (d.delta > 0) ended_.insert(d.id);
+      }
+    }
+    if (dropped == 0) return;
+    std::erase(batch, nullptr);
+    dropped_starts_.fetch_add(dropped, std::memory_order_relaxed);
   }
 
   void CommitLoop() {
@@ -812,6 +851,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         committing_ = true;
         last_batch_size_ = batch.size();
       }
+      DropSupersededStarts(batch);
       size_t begin = 0;
       while (begin < batch.size()) {
         size_t end = begin, bytes = 0;
@@ -867,14 +907,12 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   }
 
   // Writes `requests` as one WriteBatch and answers them. Runs on one thread at a time: the
-  // commit thread, or a caller committing inline (`committing_` says who). `wake_waiters`: wake
-  // the waited writers (false when the only one is the calling thread itself).
-  void Commit(std::span<Request*> requests, bool wake_waiters = true) {
+  // commit thread, or a caller committing inline (`committing_` says who).
+  void Commit(std::span<Request*> requests) {
     if (needs_reopen_) {
       if (Status s = RecoverFromWriteError(); !s.ok()) {
         Answer(requests,
-               Status(s.code(), s.message() + " (writes resume once the store can be reopened)"),
-               wake_waiters);
+               Status(s.code(), s.message() + " (writes resume once the store can be reopened)"));
         return;
       }
     }
@@ -940,18 +978,22 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       }
     }
     if (status.ok()) committed_writes_.fetch_add(requests.size(), std::memory_order_relaxed);
-    Answer(requests, status, wake_waiters);
+    Answer(requests, status);
   }
 
   // Tells every request of a commit its outcome; callback and detached requests are freed.
-  void Answer(std::span<Request*> requests, const Status& status, bool wake_waiters) {
-    bool woke_any = false;
+  void Answer(std::span<Request*> requests, const Status& status) {
     for (Request* r : requests) {
       if (r->done != nullptr) r->done->OnWritten(status);
       if (r->waited) {
         r->status = status;
-        r->finished.store(1, std::memory_order_release);
-        woke_any = true;
+        if (r->finished.exchange(kFinished, std::memory_order_acq_rel) == kSleeping) {
+          // Each writer sleeps on its own word, so an answer wakes just its writer (one word
+          // for all would also wake every writer waiting for a later commit, only for it to
+          // sleep again). The request may be gone once `finished` is set; waking a word nobody
+          // waits on any more is harmless.
+          FutexWake(r->finished, 1);
+        }
       } else {
         if (r->detached && !status.ok()) {
           std::fprintf(stderr, "bmos: store write failed: %s\n", status.ToString().c_str());
@@ -959,20 +1001,17 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         delete r;
       }
     }
-    if (woke_any && wake_waiters) {
-      // One wake-up call for every writer this commit answered, instead of one each: the
-      // commit thread is not preempted dozens of times while it hands out results.
-      answered_.fetch_add(1, std::memory_order_release);
-      FutexWakeAll(answered_);
-    }
   }
 
-  // Sleeps until the commit thread has answered `req` (see Answer).
-  void WaitFinished(Request& req) {
-    for (;;) {
-      const uint32_t epoch = answered_.load(std::memory_order_acquire);
-      if (req.finished.load(std::memory_order_acquire) != 0) return;
-      FutexWait(answered_, epoch);
+  // Sleeps until `req` is answered (see Answer).
+  static void WaitFinished(Request& req) {
+    uint32_t state = kPending;
+    if (req.finished.compare_exchange_strong(state, kSleeping, std::memory_order_acq_rel)) {
+      state = kSleeping;
+    }
+    while (state != kFinished) {
+      FutexWait(req.finished, kSleeping);
+      state = req.finished.load(std::memory_order_acquire);
     }
   }
 
@@ -1111,8 +1150,9 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
   std::atomic<uint64_t> commits_{0}, committed_writes_{0}, committed_records_{0};
   std::atomic<uint64_t> inline_commits_{0};
-  // Bumped after each commit that answered waiting writers; they sleep on it.
-  std::atomic<uint32_t> answered_{0};
+  std::atomic<uint64_t> dropped_starts_{0};
+  // Tasks that end in the batch at hand (DropSupersededStarts); commit thread only.
+  boost::unordered_flat_set<TaskId, TaskIdHash> ended_;
 
   static thread_local rocksdb::WriteBatch scratch_batch_;
 };

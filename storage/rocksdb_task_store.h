@@ -70,6 +70,8 @@ struct CommitStats {
   uint64_t records = 0;  // records committed
   // Commits made on the writer's own thread because the store was idle (`async` only).
   uint64_t inline_commits = 0;
+  // Start records left out because the task's outcome was in the same commit.
+  uint64_t dropped_starts = 0;
 };
 
 class RocksDbTaskStore : public TaskStore {

@@ -26,8 +26,11 @@
 #include <rocksdb/io_status.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 
@@ -59,6 +62,21 @@ class FaultInjectionFs final : public rocksdb::FileSystemWrapper {
     set_write_errors(false);
     set_sync_errors(false);
     set_disk_full(false);
+  }
+
+  // While on, each Sync of a file in scope waits (without failing) until it is switched off:
+  // writes then queue behind a commit that is still syncing. Off by default.
+  void set_hold_syncs(bool on) {
+    {
+      std::lock_guard<std::mutex> lock(hold_mu_);
+      hold_syncs_ = on;
+    }
+    hold_cv_.notify_all();
+  }
+  // Waits up to `timeout` until some Sync is held; false on timeout.
+  bool WaitForHeldSync(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(hold_mu_);
+    return hold_cv_.wait_for(lock, timeout, [&] { return held_syncs_ > 0; });
   }
 
   // Calls failed so far by each fault. Relaxed: plain event counts, no data hangs on them.
@@ -178,6 +196,15 @@ class FaultInjectionFs final : public rocksdb::FileSystemWrapper {
   }
 
   rocksdb::IOStatus SyncFault(bool is_wal) {
+    if (Hits(is_wal)) {
+      std::unique_lock<std::mutex> lock(hold_mu_);
+      if (hold_syncs_) {
+        ++held_syncs_;
+        hold_cv_.notify_all();
+        hold_cv_.wait(lock, [&] { return !hold_syncs_; });
+        --held_syncs_;
+      }
+    }
     if (!Hits(is_wal) || !sync_errors_.load(std::memory_order_acquire)) {
       return rocksdb::IOStatus::OK();
     }
@@ -185,6 +212,10 @@ class FaultInjectionFs final : public rocksdb::FileSystemWrapper {
     return rocksdb::IOStatus::IOError("injected sync error");
   }
 
+  std::mutex hold_mu_;
+  std::condition_variable hold_cv_;
+  bool hold_syncs_ = false;  // GUARDED_BY(hold_mu_)
+  int held_syncs_ = 0;       // GUARDED_BY(hold_mu_): Sync calls waiting now
   std::atomic<bool> write_errors_{false};
   std::atomic<bool> sync_errors_{false};
   std::atomic<bool> disk_full_{false};

@@ -714,5 +714,55 @@ INSTANTIATE_TEST_SUITE_P(DiskFull, RocksDbFaultFreshWalTest,
                            return Name(info.param);
                          });
 
+// Start records are left out of a commit that also holds the task's outcome (the commit thread
+// drops them: one key fewer per short task), and only then. The fault file system holds the
+// commit thread in the fsync of an unrelated write so that the writes below reach it together.
+TEST(RocksDbCommit, AStartRecordIsLeftOutOnlyWhenTheTasksOutcomeSharesItsCommit) {
+  TempDir dir("coalesce");
+  FaultInjectionEnv env;
+  std::shared_ptr<RocksDbTaskStore> store = Open(dir.path(), env.env());
+  ASSERT_NE(store, nullptr);
+  for (uint64_t i = 1; i <= 4; ++i) ASSERT_TRUE(WriteOne(*store, MakeRecord(i)).ok());
+
+  env.fs().set_hold_syncs(true);
+  std::thread blocker([&] { EXPECT_TRUE(WriteOne(*store, MakeRecord(9)).ok()); });
+  const bool held = env.fs().WaitForHeldSync(std::chrono::seconds(10));
+  if (!held) env.fs().set_hold_syncs(false);
+  ASSERT_TRUE(held) << "the commit thread never reached an fsync";
+  // Task 1: start, then outcome (dropped start). Task 2: start alone (kept). Task 3: start and a
+  // RETRYING outcome, which keeps the task live (kept). Task 4 is not written again.
+  const TaskRecord run1 = With(MakeRecord(1), S::kRunning);
+  const TaskRecord done1 = With(MakeRecord(1), S::kCompleted);
+  const TaskRecord run2 = With(MakeRecord(2), S::kRunning);
+  const TaskRecord run3 = With(MakeRecord(3), S::kRunning);
+  TaskRecord retry3 = With(MakeRecord(3), S::kRetrying);
+  retry3.retry_count = 1;
+  RecordingCallback told1, told3;
+  store->WriteAsync({&run1, 1}, nullptr);
+  store->WriteAsync({&done1, 1}, &told1);
+  store->WriteAsync({&run2, 1}, nullptr);
+  store->WriteAsync({&run3, 1}, nullptr);
+  store->WriteAsync({&retry3, 1}, &told3);
+  env.fs().set_hold_syncs(false);
+  blocker.join();
+  ASSERT_TRUE(store->Flush().ok());
+
+  EXPECT_EQ(store->commit_stats().dropped_starts, 1u);
+  ASSERT_EQ(told1.statuses().size(), 1u);
+  EXPECT_TRUE(told1.statuses()[0].ok());
+  ASSERT_EQ(told3.statuses().size(), 1u);
+  EXPECT_TRUE(told3.statuses()[0].ok());
+  const std::map<uint64_t, S> want = {
+      {1, S::kCompleted}, {2, S::kRunning}, {3, S::kRetrying}, {4, S::kPending}, {9, S::kPending}};
+  for (const auto& [i, state] : want) {
+    Result<TaskRecord> r = store->Get(IdFor(i));
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status().ToString();
+    EXPECT_EQ(r->state, state) << "task " << i;
+  }
+  std::set<TaskId> live;
+  ASSERT_TRUE(store->ForEachLive([&](const TaskRecord& r) { live.insert(r.id()); }).ok());
+  EXPECT_EQ(live, (std::set<TaskId>{IdFor(2), IdFor(3), IdFor(4), IdFor(9)}));
+}
+
 }  // namespace
 }  // namespace bmos::storage
