@@ -56,6 +56,7 @@
 #include "engine/options.h"
 #include "engine/scheduler.h"
 #include "engine/task_context.h"
+#include "storage/futex.h"
 #include "storage/rocksdb_task_store.h"
 #include "storage/status.h"
 #include "storage/task_store.h"
@@ -72,7 +73,8 @@ Runs no-op tasks through the embedded engine and reports throughput, latency and
 
 Scenarios (--scenario):
   throughput   --producers threads enqueue --tasks no-op tasks in total (with --batch > 1 as
-               EnqueueBatch calls of that size) into an engine with --workers workers; reports
+               EnqueueBatch calls of that size; with --inflight > 1 as that many asynchronous
+               clients per thread) into an engine with --workers workers; reports
                the time until every task's handler has run (then checks that the engine counts
                them all COMPLETED), tasks/s, and the enqueue call rate.
   latency      two figures, one producer, --workers workers:
@@ -133,6 +135,11 @@ Flags (a value may follow as "--flag value" or "--flag=value"):
   --tasks N           tasks of the throughput scenario, 1..100000000. Default: 1000000.
   --batch K           tasks per enqueue call in throughput; 1 = Enqueue, more = EnqueueBatch,
                       1..100000. Default: 1.
+  --inflight K        with K > 1, each producer thread of throughput runs K clients instead of
+                      one blocking Enqueue loop: each client keeps one EnqueueAsync of one task
+                      in flight and sends its next once the last is acknowledged (as the HTTP
+                      server's connections do), the thread sleeping while all wait. Concurrent
+                      producers = producers x K (column prod shows that). 1..4096. Default: 1.
   --latency-tasks M   Enqueue calls timed by latency.enqueue, 1..100000000. Default: 200000.
   --rate R            tasks per second of latency.start, 1..10000000. Default: 10000.
   --seconds S         duration of latency.start and of idle, in seconds (decimals allowed),
@@ -172,6 +179,7 @@ struct Flags {
   int64_t workers = 2;
   int64_t tasks = 1'000'000;
   int64_t batch = 1;
+  int64_t inflight = 1;
   int64_t latency_tasks = 200'000;
   int64_t rate = 10'000;
   double seconds = 3;
@@ -279,6 +287,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.tasks = ParseInt(name, value, 1, 100'000'000);
     } else if (name == "batch") {
       f.batch = ParseInt(name, value, 1, 100'000);
+    } else if (name == "inflight") {
+      f.inflight = ParseInt(name, value, 1, 4096);
     } else if (name == "latency-tasks") {
       f.latency_tasks = ParseInt(name, value, 1, 100'000'000);
     } else if (name == "rate") {
@@ -324,6 +334,9 @@ Flags ParseFlags(int argc, char** argv) {
   // latency.start keeps two timestamps per task; bound the table it needs.
   if (static_cast<double>(f.rate) * f.seconds > 100'000'000) {
     UsageError("--rate times --seconds must be at most 100000000 tasks");
+  }
+  if (f.inflight > 1 && f.batch > 1) {
+    UsageError("--inflight and --batch cannot both be above 1 (a client sends one task at a time)");
   }
   if (f.scenario == "recovery" && f.mode == "memory") {
     UsageError("--scenario recovery needs --mode sync or async (memory has nothing to recover)");
@@ -451,6 +464,11 @@ struct Bench {
   // Handler calls so far. The handler adds with release after writing started[seq]; a reader
   // that loads the final count with acquire sees every stamp.
   std::atomic<int64_t> done{0};
+  // WaitDone's target, and the word it sleeps on: the handler that brings `done` to the target
+  // sets it and wakes the waiter (a polling waiter would take the CPU from the engine thousands
+  // of times a second).
+  std::atomic<int64_t> target{INT64_MAX};
+  std::atomic<uint32_t> reached{0};
   std::vector<int64_t> started;  // steady ns per seq; empty when not stamping
   // Last, so it is destroyed first: its destructor waits for running handlers, which use the
   // fields above.
@@ -497,7 +515,11 @@ bool OpenEngine(const Flags& f, int64_t workers, Bench* bench, Failure* failure)
           if (data.size() > 5) std::from_chars(data.data() + 5, data.data() + data.size(), seq);
           if (seq < b->started.size()) b->started[seq] = now;
         }
-        b->done.fetch_add(1, std::memory_order_release);
+        if (b->done.fetch_add(1, std::memory_order_seq_cst) + 1 ==
+            b->target.load(std::memory_order_seq_cst)) {
+          b->reached.store(1, std::memory_order_seq_cst);
+          storage::FutexWakeAll(b->reached);
+        }
         return boost::json::value(nullptr);
       });
   if (!s.ok()) {
@@ -516,18 +538,25 @@ engine::EnqueueRequest NoopRequest() {
 }
 
 // Waits until the handler has run `target` times, or `failed` is set, or `limit` passes.
-bool WaitDone(const Bench& b, int64_t target, double limit_s,
-              const std::atomic<bool>* failed = nullptr) {
+bool WaitDone(Bench& b, int64_t target, double limit_s, const std::atomic<bool>* failed = nullptr) {
   const auto start = SteadyClock::now();
-  // Acquire pairs with the handler's release add (see Bench::done).
-  while (b.done.load(std::memory_order_acquire) < target) {
-    if (failed != nullptr && failed->load(std::memory_order_acquire)) return false;
-    if (SecondsSince(start) > limit_s) return false;
-    // A short sleep, not a spin: on a 2-core machine a spinning waiter takes a core from the
-    // engine. 50 µs is far below the durations measured.
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  b.reached.store(0, std::memory_order_seq_cst);
+  b.target.store(target, std::memory_order_seq_cst);
+  // Either the handler that reaches the target sees it set, or this load sees that handler's
+  // count (both sequentially consistent).
+  bool ok = true;
+  while (b.done.load(std::memory_order_seq_cst) < target) {
+    if ((failed != nullptr && failed->load(std::memory_order_acquire)) ||
+        SecondsSince(start) > limit_s) {
+      ok = false;
+      break;
+    }
+    // Sleeps until the handler wakes it; every 100 ms it looks at the failure flag and limit.
+    const timespec tick{0, 100'000'000};
+    storage::FutexWaitFor(b.reached, 0, tick);
   }
-  return true;
+  b.target.store(INT64_MAX, std::memory_order_seq_cst);
+  return ok;
 }
 
 // Waits until the engine counts `target` completions (Stats().completed), polling every 1 ms.
@@ -596,6 +625,52 @@ void AddLatencyFigures(std::vector<int64_t> ns, Run& run) {
 // ---------------------------------------------------------------------------------------------
 // Scenarios. Each returns one run's figures, or a failure.
 
+// `clients` concurrent producers on the calling thread, `total` tasks among them: each client
+// keeps one EnqueueAsync of one no-op task in flight and sends its next once the last is
+// acknowledged (its record written, fsynced in sync). The thread sleeps while every client waits,
+// as an HTTP I/O thread serving `clients` connections does. Returns the first enqueue error.
+storage::Status RunClients(engine::Engine& engine, int64_t total, int64_t clients) {
+  struct Shared {
+    std::atomic<uint32_t> acked{0};    // acknowledgements so far (wraps; compared as a count)
+    std::atomic<uint32_t> waiting{0};  // 1 while the thread sleeps on `acked`
+    std::mutex mu;
+    storage::Status error = storage::Status::Ok();  // GUARDED_BY(mu)
+  };
+  auto shared = std::make_shared<Shared>();
+  auto on_ack = [shared](storage::Result<std::vector<engine::EnqueueResult>> r) {
+    if (!r.ok()) {
+      std::lock_guard lock(shared->mu);
+      if (shared->error.ok()) shared->error = r.status();
+    }
+    shared->acked.fetch_add(1, std::memory_order_seq_cst);
+    if (shared->waiting.load(std::memory_order_seq_cst) != 0) storage::FutexWakeAll(shared->acked);
+  };
+  auto send = [&] {
+    std::vector<engine::EnqueueRequest> one(1);
+    one[0] = NoopRequest();
+    engine.EnqueueAsync(std::move(one), on_ack);
+  };
+  int64_t sent = 0;
+  uint32_t seen = 0;
+  for (; sent < std::min(total, clients); ++sent) send();
+  for (int64_t acked_total = 0; acked_total < total;) {
+    uint32_t now = shared->acked.load(std::memory_order_acquire);
+    if (now == seen) {
+      shared->waiting.store(1, std::memory_order_seq_cst);
+      now = shared->acked.load(std::memory_order_seq_cst);
+      if (now == seen) storage::FutexWait(shared->acked, seen);
+      shared->waiting.store(0, std::memory_order_relaxed);
+      continue;
+    }
+    const uint32_t fresh = now - seen;
+    seen = now;
+    acked_total += fresh;
+    for (uint32_t i = 0; i < fresh && sent < total; ++i, ++sent) send();
+  }
+  std::lock_guard lock(shared->mu);
+  return shared->error;
+}
+
 std::optional<Run> RunThroughput(const Flags& f, Failure* failure) {
   std::unique_ptr<Bench> b = OpenBench(f, f.workers, 0, failure);
   if (b == nullptr) return std::nullopt;
@@ -618,7 +693,9 @@ std::optional<Run> RunThroughput(const Flags& f, Failure* failure) {
       };
       ready.arrive_and_wait();
       const auto start = SteadyClock::now();
-      if (f.batch <= 1) {
+      if (f.inflight > 1) {
+        if (storage::Status s = RunClients(*b->engine, share, f.inflight); !s.ok()) return fail(s);
+      } else if (f.batch <= 1) {
         for (int64_t i = 0; i < share; ++i) {
           auto r = b->engine->Enqueue(NoopRequest());
           if (!r.ok()) return fail(r.status());
@@ -680,6 +757,9 @@ std::optional<Run> RunThroughput(const Flags& f, Failure* failure) {
     run.push_back(
         {"records_per_commit",
          cs.commits > 0 ? static_cast<double>(cs.records) / static_cast<double>(cs.commits) : 0});
+    // Start records left out because the outcome shared their commit, per task.
+    run.push_back({"dropped_starts_per_task",
+                   static_cast<double>(cs.dropped_starts) / static_cast<double>(f.tasks)});
   }
   run.push_back({"others_cpu_pct", others_pct});
   return run;
@@ -1289,7 +1369,10 @@ void PrintJson(const Flags& f, const ScenarioResult& r) {
   line += ",\"producers\":" + std::to_string(r.producers);
   line += ",\"workers\":" + std::to_string(r.workers);
   line += ",\"tasks\":" + std::to_string(r.tasks);
-  if (r.scenario == "throughput") line += ",\"batch\":" + std::to_string(f.batch);
+  if (r.scenario == "throughput") {
+    line += ",\"batch\":" + std::to_string(f.batch);
+    line += ",\"inflight\":" + std::to_string(f.inflight);
+  }
   if (r.scenario == "latency.start") line += ",\"rate\":" + std::to_string(f.rate);
   if (r.scenario.starts_with("schedule")) {
     line += ",\"jobs\":" + std::to_string(f.jobs);
@@ -1356,7 +1439,7 @@ int Main(int argc, char** argv) {
   if (all || f.scenario == "throughput") {
     RunScenario(f,
                 {.scenario = "throughput",
-                 .producers = f.producers,
+                 .producers = f.producers * f.inflight,
                  .workers = f.workers,
                  .tasks = f.tasks,
                  .runs = {}},
