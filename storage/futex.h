@@ -32,6 +32,19 @@ inline void FutexWaitFor(std::atomic<uint32_t>& word, uint32_t expected, const t
           nullptr, 0);
 }
 
+// FutexWait that only a FutexWakeBitset whose mask shares a bit with `bits` wakes.
+// REQUIRES: bits != 0.
+inline void FutexWaitBitset(std::atomic<uint32_t>& word, uint32_t expected, uint32_t bits) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_BITSET_PRIVATE, expected,
+          nullptr, nullptr, bits);
+}
+
+// Wakes every thread sleeping on `word` in FutexWaitBitset with a bit of `bits`.
+inline void FutexWakeBitset(std::atomic<uint32_t>& word, uint32_t bits) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_BITSET_PRIVATE, INT_MAX,
+          nullptr, nullptr, bits);
+}
+
 // Wakes at most `count` threads sleeping on `word`.
 inline void FutexWake(std::atomic<uint32_t>& word, int count) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, count, nullptr,

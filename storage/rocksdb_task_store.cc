@@ -101,7 +101,10 @@ struct Request {
   // is in the same commit (see DropSupersededStarts).
   bool is_start = false;
   TaskId start_of{};
-  std::atomic<uint32_t> finished{0};  // kPending, kSleeping (its writer waits on it), kFinished
+  std::atomic<uint32_t> finished{0};  // kPending, kSleeping (its writer sleeps), kFinished
+  // The bit of the batch (commit generation) this request went into: its writer sleeps with it
+  // (see WaitFinished). Set by Submit; 0 for a request committed inline (never sleeps).
+  uint32_t wake_bit = 0;
   Status status;
 };
 constexpr uint32_t kPending = 0, kSleeping = 1, kFinished = 2;
@@ -764,6 +767,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     {
       std::lock_guard<std::mutex> lock(queue_mu_);
       if (queue_.empty()) oldest_submit_ = std::chrono::steady_clock::now();
+      // The next batch the commit thread takes holds this request (see CommitLoop).
+      req->wake_bit = uint32_t{1} << (batch_generation_ % 32);
       queue_.push_back(req);
       queue_urgent_ = queue_urgent_ || urgent;
       if (urgent) urgent_pending_.store(1, std::memory_order_release);
@@ -846,6 +851,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         committer_idle_ = false;
         if (queue_.empty()) return;  // stopping, and everything submitted is done
         batch.swap(queue_);
+        ++batch_generation_;
         queue_urgent_ = false;
         urgent_pending_.store(0, std::memory_order_relaxed);
         committing_ = true;
@@ -983,16 +989,14 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
   // Tells every request of a commit its outcome; callback and detached requests are freed.
   void Answer(std::span<Request*> requests, const Status& status) {
+    uint32_t wake_bits = 0;
     for (Request* r : requests) {
       if (r->done != nullptr) r->done->OnWritten(status);
       if (r->waited) {
         r->status = status;
+        const uint32_t bit = r->wake_bit;  // the request may be gone once `finished` is set
         if (r->finished.exchange(kFinished, std::memory_order_acq_rel) == kSleeping) {
-          // Each writer sleeps on its own word, so an answer wakes just its writer (one word
-          // for all would also wake every writer waiting for a later commit, only for it to
-          // sleep again). The request may be gone once `finished` is set; waking a word nobody
-          // waits on any more is harmless.
-          FutexWake(r->finished, 1);
+          wake_bits |= bit;
         }
       } else {
         if (r->detached && !status.ok()) {
@@ -1001,17 +1005,26 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         delete r;
       }
     }
+    if (wake_bits != 0) {
+      // One call wakes every sleeping writer this commit answered, and only them: writers of
+      // the next batch sleep with another bit. (One call for all would also wake those, only
+      // for them to sleep again; one call per writer lets each woken writer preempt the commit
+      // thread before it has answered the rest.)
+      answered_.fetch_add(1, std::memory_order_acq_rel);
+      FutexWakeBitset(answered_, wake_bits);
+    }
   }
 
   // Sleeps until `req` is answered (see Answer).
-  static void WaitFinished(Request& req) {
+  void WaitFinished(Request& req) {
     uint32_t state = kPending;
-    if (req.finished.compare_exchange_strong(state, kSleeping, std::memory_order_acq_rel)) {
-      state = kSleeping;
+    if (!req.finished.compare_exchange_strong(state, kSleeping, std::memory_order_acq_rel)) {
+      return;  // kFinished already
     }
-    while (state != kFinished) {
-      FutexWait(req.finished, kSleeping);
-      state = req.finished.load(std::memory_order_acquire);
+    for (;;) {
+      const uint32_t epoch = answered_.load(std::memory_order_acquire);
+      if (req.finished.load(std::memory_order_acquire) == kFinished) return;
+      FutexWaitBitset(answered_, epoch, req.wake_bit);
     }
   }
 
@@ -1150,6 +1163,10 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
   std::atomic<uint64_t> commits_{0}, committed_writes_{0}, committed_records_{0};
   std::atomic<uint64_t> inline_commits_{0};
+  // Batches taken by the commit thread so far. GUARDED_BY(queue_mu_)
+  uint32_t batch_generation_ = 0;
+  // Bumped by each commit that wakes writers; they sleep on it (FutexWaitBitset).
+  std::atomic<uint32_t> answered_{0};
   std::atomic<uint64_t> dropped_starts_{0};
   // Tasks that end in the batch at hand (DropSupersededStarts); commit thread only.
   boost::unordered_flat_set<TaskId, TaskIdHash> ended_;
