@@ -629,7 +629,7 @@ void AddLatencyFigures(std::vector<int64_t> ns, Run& run) {
 // keeps one EnqueueAsync of one no-op task in flight and sends its next once the last is
 // acknowledged (its record written, fsynced in sync). The thread sleeps while every client waits,
 // as an HTTP I/O thread serving `clients` connections does. Returns the first enqueue error.
-storage::Status RunClients(engine::Engine& engine, int64_t total, int64_t clients) {
+storage::Status RunClients(engine::Engine& engine, int64_t total, int64_t clients, double limit_s) {
   struct Shared {
     std::atomic<uint32_t> acked{0};    // acknowledgements so far (wraps; compared as a count)
     std::atomic<uint32_t> waiting{0};  // 1 while the thread sleeps on `acked`
@@ -653,15 +653,24 @@ storage::Status RunClients(engine::Engine& engine, int64_t total, int64_t client
   int64_t sent = 0;
   uint32_t seen = 0;
   for (; sent < std::min(total, clients); ++sent) send();
+  auto last_progress = SteadyClock::now();
   for (int64_t acked_total = 0; acked_total < total;) {
     uint32_t now = shared->acked.load(std::memory_order_acquire);
     if (now == seen) {
+      if (SecondsSince(last_progress) > limit_s) {
+        // Outstanding callbacks hold `shared` themselves, so returning now is safe.
+        return storage::Status::DeadlineExceeded("no enqueue acknowledged within --max-wait (" +
+                                                 std::to_string(acked_total) + " of " +
+                                                 std::to_string(total) + " so far)");
+      }
       shared->waiting.store(1, std::memory_order_seq_cst);
       now = shared->acked.load(std::memory_order_seq_cst);
-      if (now == seen) storage::FutexWait(shared->acked, seen);
+      // Every 100 ms at the latest it looks at the clock.
+      if (now == seen) storage::FutexWaitFor(shared->acked, seen, timespec{0, 100'000'000});
       shared->waiting.store(0, std::memory_order_relaxed);
       continue;
     }
+    last_progress = SteadyClock::now();
     const uint32_t fresh = now - seen;
     seen = now;
     acked_total += fresh;
@@ -694,7 +703,8 @@ std::optional<Run> RunThroughput(const Flags& f, Failure* failure) {
       ready.arrive_and_wait();
       const auto start = SteadyClock::now();
       if (f.inflight > 1) {
-        if (storage::Status s = RunClients(*b->engine, share, f.inflight); !s.ok()) return fail(s);
+        if (storage::Status s = RunClients(*b->engine, share, f.inflight, f.max_wait); !s.ok())
+          return fail(s);
       } else if (f.batch <= 1) {
         for (int64_t i = 0; i < share; ++i) {
           auto r = b->engine->Enqueue(NoopRequest());
