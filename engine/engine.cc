@@ -1022,7 +1022,7 @@ void EngineImpl::OnOutcomeWritten(Task* t, const Status& status) {
     std::lock_guard<std::mutex> lock(t->mu);
     outcome = t->outcome.state;
     // Keeps the old record's string buffers for the next outcome (no allocation per task).
-    std::swap(t->rec, t->outcome);
+    swap(t->rec, t->outcome);
     CountLive(t->queue, TaskState::kRunning, outcome);
     // Counters move before the new state is visible, so whoever sees the task finished (Wait,
     // Get) also sees it counted.
@@ -1138,13 +1138,45 @@ std::unique_ptr<Task> EngineImpl::AllocateTask() {
   return std::make_unique<Task>();
 }
 
+namespace {
+
+// Empties `s`, keeping its buffer unless it is large (a recycled task must not hold on to a big
+// result or error).
+void ClearKeepingSmallBuffer(std::string& s) {
+  constexpr size_t kKeepCapacity = 256;
+  if (s.capacity() > kKeepCapacity) {
+    std::string().swap(s);
+  } else {
+    s.clear();
+  }
+}
+
+// What `r = TaskRecord()` would leave, without building a record.
+void ResetForReuse(TaskRecord& r) {
+  r.spec.reset();
+  r.state = TaskState::kPending;
+  r.retry_count = 0;
+  r.run_at_ms = 0;
+  r.started_ms = 0;
+  r.completed_ms = 0;
+  r.progress = 0;
+  ClearKeepingSmallBuffer(r.progress_message);
+  ClearKeepingSmallBuffer(r.result_json);
+  ClearKeepingSmallBuffer(r.error);
+}
+
+}  // namespace
+
 void EngineImpl::RecycleTask(Task* t) {
   if (recycled_.size_approx() >= kMaxRecycled) {
     delete t;
     return;
   }
   // Back to a fresh task's state; the queue hand-off publishes these writes to the next user.
-  t->rec = TaskRecord();
+  // Field by field, keeping small string buffers for the next task (a fresh record and a move
+  // into this one cost about as much as the rest of the recycling).
+  ResetForReuse(t->rec);
+  ResetForReuse(t->outcome);
   t->state.store(TaskState::kPending, std::memory_order_relaxed);
   t->cancel_flag.store(internal::kNotCancelled, std::memory_order_relaxed);
   t->watched = false;

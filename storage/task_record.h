@@ -81,6 +81,22 @@ struct TaskRecord {
   std::string error{};        // FAILED: the last attempt's error; CANCELLED: why
 
   const TaskId& id() const { return spec->id; }
+
+  // Member by member: cheaper than std::swap's three whole-record moves (the engine swaps a
+  // task's record with its outcome once per attempt).
+  friend void swap(TaskRecord& a, TaskRecord& b) noexcept {
+    using std::swap;
+    swap(a.spec, b.spec);
+    swap(a.state, b.state);
+    swap(a.retry_count, b.retry_count);
+    swap(a.run_at_ms, b.run_at_ms);
+    swap(a.started_ms, b.started_ms);
+    swap(a.completed_ms, b.completed_ms);
+    swap(a.progress, b.progress);
+    a.progress_message.swap(b.progress_message);
+    a.result_json.swap(b.result_json);
+    a.error.swap(b.error);
+  }
 };
 
 // ISO 8601 UTC with milliseconds and 'Z': "2026-11-28T20:16:12.123Z". `unix_ms` >= 0.
