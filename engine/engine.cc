@@ -525,7 +525,7 @@ void EngineImpl::SettleKeys(const ReservedKeys& reserved, bool written) {
 // Indexed (before the key reservations settle, so an enqueue of the same key that then finds the
 // key finds the task behind it), counted, and dispatched.
 void EngineImpl::Index(std::span<Prepared> prepared, const std::vector<bool>& create,
-                       std::vector<Admitted>& admitted) {
+                       AdmittedList& admitted) {
   admitted.reserve(prepared.size());
   for (size_t i = 0; i < prepared.size(); ++i) {
     if (!create.empty() && !create[i]) continue;
@@ -541,12 +541,12 @@ void EngineImpl::Index(std::span<Prepared> prepared, const std::vector<bool>& cr
   }
 }
 
-void EngineImpl::DispatchAll(const std::vector<Admitted>& admitted) {
+void EngineImpl::DispatchAll(const AdmittedList& admitted) {
   for (const Admitted& a : admitted) Dispatch(a.task, a.run_at_us);
 }
 
 void EngineImpl::Admit(std::span<Prepared> prepared, const std::vector<bool>& create) {
-  std::vector<Admitted> admitted;
+  AdmittedList admitted;
   Index(prepared, create, admitted);
   DispatchAll(admitted);
 }
@@ -615,7 +615,7 @@ class EngineImpl::AsyncEnqueue final : public storage::WriteCallback {
       : engine_(engine), done_(std::move(done)) {}
 
   void OnWritten(const Status& status) override {
-    std::vector<Admitted> admitted;
+    AdmittedList admitted;
     if (status.ok()) engine_->Index(prepared, create, admitted);
     engine_->SettleKeys(reserved, status.ok());
     EngineImpl* engine = engine_;

@@ -15,6 +15,7 @@
 #define BMOS_ENGINE_INTERNAL_ENGINE_IMPL_H_
 
 #include <atomic>
+#include <boost/container/small_vector.hpp>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -122,12 +123,13 @@ class EngineImpl final : public TaskRunner {
     internal::Task* task;
     int64_t run_at_us;
   };
+  // On the stack for a single enqueue (the hot path): no allocation per task.
+  using AdmittedList = boost::container::small_vector<Admitted, 1>;
   // Indexes and counts the tasks to create (`create` empty: all of them) and lists them in
   // `admitted` for DispatchAll.
-  void Index(std::span<Prepared> prepared, const std::vector<bool>& create,
-             std::vector<Admitted>& admitted);
+  void Index(std::span<Prepared> prepared, const std::vector<bool>& create, AdmittedList& admitted);
   // Hands indexed tasks to the timer or their group.
-  void DispatchAll(const std::vector<Admitted>& admitted);
+  void DispatchAll(const AdmittedList& admitted);
   // Index, then DispatchAll.
   void Admit(std::span<Prepared> prepared, const std::vector<bool>& create);
   // The records to write for the tasks to create (none in memory mode).
