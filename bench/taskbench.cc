@@ -537,6 +537,9 @@ engine::EnqueueRequest NoopRequest() {
   return request;
 }
 
+// How often a sleeping wait of the harness wakes to look at its time limit (--max-wait).
+constexpr timespec kRecheck{0, 100'000'000};  // 100 ms
+
 // Waits until the handler has run `target` times, or `failed` is set, or `limit` passes.
 bool WaitDone(Bench& b, int64_t target, double limit_s, const std::atomic<bool>* failed = nullptr) {
   const auto start = SteadyClock::now();
@@ -551,9 +554,8 @@ bool WaitDone(Bench& b, int64_t target, double limit_s, const std::atomic<bool>*
       ok = false;
       break;
     }
-    // Sleeps until the handler wakes it; every 100 ms it looks at the failure flag and limit.
-    const timespec tick{0, 100'000'000};
-    storage::FutexWaitFor(b.reached, 0, tick);
+    // Sleeps until the handler wakes it; every kRecheck it looks at the failure flag and limit.
+    storage::FutexWaitFor(b.reached, 0, kRecheck);
   }
   b.target.store(INT64_MAX, std::memory_order_seq_cst);
   return ok;
@@ -665,8 +667,8 @@ storage::Status RunClients(engine::Engine& engine, int64_t total, int64_t client
       }
       shared->waiting.store(1, std::memory_order_seq_cst);
       now = shared->acked.load(std::memory_order_seq_cst);
-      // Every 100 ms at the latest it looks at the clock.
-      if (now == seen) storage::FutexWaitFor(shared->acked, seen, timespec{0, 100'000'000});
+      // Every kRecheck at the latest it looks at the clock.
+      if (now == seen) storage::FutexWaitFor(shared->acked, seen, kRecheck);
       shared->waiting.store(0, std::memory_order_relaxed);
       continue;
     }

@@ -567,21 +567,6 @@ Status Scheduler::Core::Load() {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [id, value] : records) {
     Result<JobPtr> job = DecodeJob(id, value, options_.default_timezone);
-    if (job.ok()) {
-      (*job)->spec_written = true;
-      if (auto st = states.find(id); st != states.end()) {
-        json::error_code ec;
-        json::value state = json::parse(st->second, ec);
-        if (!ec && state.is_object()) {
-          ApplyState(state.get_object(), **job);
-        } else {
-          std::fprintf(stderr,
-                       "bmos: scheduler: error: job '%s': malformed run state; the job's whole "
-                       "record (older) is used\n",
-                       id.c_str());
-        }
-      }
-    }
     if (!job.ok()) {
       std::fprintf(stderr,
                    "bmos: scheduler: error: job '%s' not loaded (it stays in the store): %s\n",
@@ -589,6 +574,19 @@ Status Scheduler::Core::Load() {
       continue;
     }
     JobPtr j = std::move(job).value();
+    j->spec_written = true;
+    if (auto st = states.find(id); st != states.end()) {
+      json::error_code ec;
+      json::value state = json::parse(st->second, ec);
+      if (!ec && state.is_object()) {
+        ApplyState(state.get_object(), *j);
+      } else {
+        std::fprintf(stderr,
+                     "bmos: scheduler: error: job '%s': malformed run state; the job's whole "
+                     "record (older) is used\n",
+                     id.c_str());
+      }
+    }
     // Tasks that ended while the scheduler was not watching (the process was down, or they
     // ended between the engine's recovery and now) are found here; the rest are watched.
     PruneRunning(*j);

@@ -109,24 +109,34 @@ TEST(StoreCounts, TotalSumsQueues) {
   EXPECT_EQ(StoreCounts{}.total(S::kPending), 0u);
 }
 
+// Every field of `got` equals that of `want`.
+void ExpectSameRecord(const TaskRecord& got, const TaskRecord& want) {
+  EXPECT_EQ(got.spec, want.spec);
+  EXPECT_EQ(got.state, want.state);
+  EXPECT_EQ(got.retry_count, want.retry_count);
+  EXPECT_EQ(got.run_at_ms, want.run_at_ms);
+  EXPECT_EQ(got.started_ms, want.started_ms);
+  EXPECT_EQ(got.completed_ms, want.completed_ms);
+  EXPECT_EQ(got.progress, want.progress);
+  EXPECT_EQ(got.progress_message, want.progress_message);
+  EXPECT_EQ(got.result_json, want.result_json);
+  EXPECT_EQ(got.error, want.error);
+}
+
 // The engine swaps a task's record with its outcome (ADL picks TaskRecord's own swap): every
 // field must move across, strings short (in place) and long (on the heap) alike.
 TEST(TaskRecord, SwapExchangesEveryField) {
-  auto spec_a = std::make_shared<TaskSpec>();
-  auto spec_b = std::make_shared<TaskSpec>();
   TaskRecord a;
-  a.spec = spec_a;
+  a.spec = std::make_shared<TaskSpec>();
   a.state = S::kRunning;
   a.retry_count = 1;
   a.run_at_ms = 11;
   a.started_ms = 12;
-  a.completed_ms = 0;
   a.progress = 0.25;
   a.progress_message = "a";
   a.result_json = std::string(300, 'r');
-  a.error = "";
   TaskRecord b;
-  b.spec = spec_b;
+  b.spec = std::make_shared<TaskSpec>();
   b.state = S::kFailed;
   b.retry_count = 3;
   b.run_at_ms = 21;
@@ -136,27 +146,16 @@ TEST(TaskRecord, SwapExchangesEveryField) {
   b.progress_message = std::string(200, 'm');
   b.result_json = "null";
   b.error = "boom";
+  const TaskRecord a_before = a, b_before = b;
   swap(a, b);
-  EXPECT_EQ(a.spec, spec_b);
-  EXPECT_EQ(b.spec, spec_a);
-  EXPECT_EQ(a.state, S::kFailed);
-  EXPECT_EQ(b.state, S::kRunning);
-  EXPECT_EQ(a.retry_count, 3);
-  EXPECT_EQ(b.retry_count, 1);
-  EXPECT_EQ(a.run_at_ms, 21);
-  EXPECT_EQ(b.run_at_ms, 11);
-  EXPECT_EQ(a.started_ms, 22);
-  EXPECT_EQ(b.started_ms, 12);
-  EXPECT_EQ(a.completed_ms, 23);
-  EXPECT_EQ(b.completed_ms, 0);
-  EXPECT_EQ(a.progress, 1);
-  EXPECT_EQ(b.progress, 0.25);
-  EXPECT_EQ(a.progress_message, std::string(200, 'm'));
-  EXPECT_EQ(b.progress_message, "a");
-  EXPECT_EQ(a.result_json, "null");
-  EXPECT_EQ(b.result_json, std::string(300, 'r'));
-  EXPECT_EQ(a.error, "boom");
-  EXPECT_EQ(b.error, "");
+  {
+    SCOPED_TRACE("a after the swap");
+    ExpectSameRecord(a, b_before);
+  }
+  {
+    SCOPED_TRACE("b after the swap");
+    ExpectSameRecord(b, a_before);
+  }
 }
 
 TEST(FormatIsoTime, KnownInstants) {
