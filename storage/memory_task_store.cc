@@ -1,15 +1,15 @@
 #include "storage/memory_task_store.h"
 
-#include <concurrentqueue/concurrentqueue.h>
-
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <cstdint>
 #include <deque>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <queue>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -38,6 +38,59 @@ void AssignMutableFields(TaskRecord& dst, const TaskRecord& src) {
   dst.error = src.error;
 }
 
+// Records in fixed-size chunks that never move: a slot number names a record for as long as it
+// is stored. Growing adds a chunk; nothing is copied (a hash map of whole records moves every
+// record on each rehash and leaves a quarter of its slots empty).
+class SlotArray {
+ public:
+  static constexpr uint32_t kChunk = 256;
+
+  TaskRecord& operator[](uint32_t slot) { return chunks_[slot / kChunk][slot % kChunk]; }
+  const TaskRecord& operator[](uint32_t slot) const {
+    return chunks_[slot / kChunk][slot % kChunk];
+  }
+
+  // A free slot (its record empty, without a spec): one purged earlier, else a new one.
+  uint32_t Take() {
+    if (!free_.empty()) {
+      const uint32_t slot = free_.back();
+      free_.pop_back();
+      return slot;
+    }
+    if (used_ == chunks_.size() * kChunk) chunks_.push_back(std::make_unique<TaskRecord[]>(kChunk));
+    return used_++;
+  }
+
+  // Empties the record and makes the slot free for the next Take. Large string buffers go.
+  void Release(uint32_t slot) {
+    (*this)[slot] = TaskRecord();
+    free_.push_back(slot);
+  }
+
+  // Calls `visit` with every stored record (slots with a spec), in slot order.
+  template <typename Visit>
+  void ForEach(Visit&& visit) const {
+    for (uint32_t slot = 0; slot < used_; ++slot) {
+      const TaskRecord& r = (*this)[slot];
+      if (r.spec != nullptr) visit(r);
+    }
+  }
+
+ private:
+  std::vector<std::unique_ptr<TaskRecord[]>> chunks_;
+  uint32_t used_ = 0;  // slots ever handed out; free_ holds those given back
+  std::vector<uint32_t> free_;
+};
+
+// A terminal record's place in its shard's retention order: by completion time, then by id (of
+// two tasks finished in the same millisecond, the older goes first).
+struct Completion {
+  int64_t completed_ms;
+  TaskId id;
+
+  friend auto operator<=>(const Completion&, const Completion&) = default;
+};
+
 class MemoryTaskStore final : public TaskStore {
  public:
   Durability durability() const override { return Durability::kMemory; }
@@ -56,8 +109,8 @@ class MemoryTaskStore final : public TaskStore {
     const Shard& shard = ShardFor(id);
     {
       std::lock_guard lock(shard.mu);
-      auto it = shard.records.find(id);
-      if (it != shard.records.end()) return it->second;
+      auto it = shard.index.find(id);
+      if (it != shard.index.end()) return shard.slots[it->second];
     }
     return Status::NotFound("task " + id.ToString() + " not found");
   }
@@ -71,9 +124,9 @@ class MemoryTaskStore final : public TaskStore {
     std::vector<TaskId> ids;
     for (const Shard& shard : shards_) {
       std::lock_guard lock(shard.mu);
-      for (const auto& [id, record] : shard.records) {
-        if (query.Matches(record)) ids.push_back(id);
-      }
+      shard.slots.ForEach([&](const TaskRecord& r) {
+        if (query.Matches(r)) ids.push_back(r.id());
+      });
     }
     const size_t want = std::min(ids.size(), query.limit + 1);
     std::partial_sort(ids.begin(), ids.begin() + static_cast<ptrdiff_t>(want), ids.end(),
@@ -86,10 +139,10 @@ class MemoryTaskStore final : public TaskStore {
     for (const TaskId& id : ids) {
       const Shard& shard = ShardFor(id);
       std::lock_guard lock(shard.mu);
-      auto it = shard.records.find(id);
+      auto it = shard.index.find(id);
       // A record purged or changed since pass 1 is left out rather than shown stale.
-      if (it != shard.records.end() && query.Matches(it->second)) {
-        page.records.push_back(it->second);
+      if (it != shard.index.end() && query.Matches(shard.slots[it->second])) {
+        page.records.push_back(shard.slots[it->second]);
       }
     }
     if (more && !ids.empty()) page.next_cursor = ids.back();
@@ -117,9 +170,10 @@ class MemoryTaskStore final : public TaskStore {
       live.clear();
       {
         std::lock_guard lock(shard.mu);
-        for (const auto& [id, record] : shard.records) {
-          if (!IsTerminal(record.state)) live.push_back(record);
-        }
+        if (shard.index.size() == shard.terminal) continue;  // nothing live here
+        shard.slots.ForEach([&](const TaskRecord& r) {
+          if (!IsTerminal(r.state)) live.push_back(r);
+        });
       }
       for (const TaskRecord& r : live) visit(r);
     }
@@ -128,59 +182,51 @@ class MemoryTaskStore final : public TaskStore {
 
   Result<size_t> PurgeTerminal(const PurgeOptions& options) override {
     std::lock_guard purge_lock(purge_mu_);
-    // Take what writers queued since the last call, up to a bound that keeps one call short.
-    // The queue keeps each writer's order only; sorting what was taken and merging it in keeps
-    // purge_fifo_ oldest-first across writers, so an old record never waits behind a younger
-    // one from another thread.
-    std::vector<std::pair<int64_t, TaskId>> fresh;
-    std::pair<int64_t, TaskId> buffer[256];
-    while (fresh.size() < kMaxDrainPerPurge) {
-      size_t n = terminal_queue_.try_dequeue_bulk(buffer, std::size(buffer));
-      if (n == 0) break;
-      fresh.insert(fresh.end(), buffer, buffer + n);
-    }
-    if (!fresh.empty()) {
-      std::sort(fresh.begin(), fresh.end());
-      if (purge_fifo_.empty() || purge_fifo_.back() <= fresh.front()) {
-        purge_fifo_.insert(purge_fifo_.end(), fresh.begin(), fresh.end());
-      } else {
-        std::deque<std::pair<int64_t, TaskId>> merged;
-        std::merge(purge_fifo_.begin(), purge_fifo_.end(), fresh.begin(), fresh.end(),
-                   std::back_inserter(merged));
-        purge_fifo_.swap(merged);
-      }
-    }
+    // Each shard keeps its terminal records in completion order; merging the shards' oldest
+    // entries through a heap purges oldest-first across the whole store.
     uint64_t terminal = 0;
-    if (options.keep_at_most > 0) {
-      for (Shard& shard : shards_) {
-        std::lock_guard lock(shard.mu);
-        terminal += shard.terminal;
-      }
+    using Front = std::pair<Completion, size_t>;  // (a shard's oldest entry, shard), oldest first
+    std::priority_queue<Front, std::vector<Front>, std::greater<>> fronts;
+    for (size_t i = 0; i < kShardCount; ++i) {
+      Shard& shard = shards_[i];
+      std::lock_guard lock(shard.mu);
+      terminal += shard.terminal;
+      if (!shard.completions.empty()) fronts.emplace(shard.completions.front(), i);
     }
     size_t removed = 0;
-    while (removed < options.max_batch && !purge_fifo_.empty()) {
-      const bool too_old = purge_fifo_.front().first < options.completed_before_ms;
-      const bool too_many = options.keep_at_most > 0 && terminal > options.keep_at_most;
-      if (!too_old && !too_many) break;
-      TaskId id = purge_fifo_.front().second;
-      purge_fifo_.pop_front();
-      Shard& shard = ShardFor(id);
+    while (removed < options.max_batch && !fronts.empty()) {
+      const size_t i = fronts.top().second;
+      fronts.pop();
+      Shard& shard = shards_[i];
       std::lock_guard lock(shard.mu);
-      auto it = shard.records.find(id);
-      // The FIFO may name records already purged (or, after an out-of-table rewrite, no longer
-      // terminal); those entries are simply dropped.
-      if (it == shard.records.end() || !IsTerminal(it->second.state)) continue;
-      auto counts = shard.counts.find(it->second.spec->queue);
+      if (shard.completions.empty()) continue;
+      // Read again under the lock: a write may have put an older completion in front since.
+      const Completion oldest = shard.completions.front();
+      const bool too_old = oldest.completed_ms < options.completed_before_ms;
+      const bool too_many = options.keep_at_most > 0 && terminal > options.keep_at_most;
+      if (!too_old && !too_many) break;  // nothing older anywhere: every other front is younger
+      shard.completions.pop_front();
+      if (!shard.completions.empty()) fronts.emplace(shard.completions.front(), i);
+      auto it = shard.index.find(oldest.id);
+      // An entry may name a record purged already or, after an out-of-table rewrite, no longer
+      // terminal; such entries are simply dropped.
+      if (it == shard.index.end()) continue;
+      const uint32_t slot = it->second;
+      const TaskRecord& r = shard.slots[slot];
+      if (!IsTerminal(r.state)) continue;
+      auto counts = shard.counts.find(r.spec->queue);
       if (counts != shard.counts.end()) {
-        --counts->second[static_cast<size_t>(it->second.state)];
+        --counts->second[static_cast<size_t>(r.state)];
         // Writes never lower a queue's total, so only here can a queue's counts reach zero;
         // dropping it keeps Counts() from listing queues that no longer hold anything.
         if (std::all_of(counts->second.begin(), counts->second.end(),
                         [](uint64_t c) { return c == 0; })) {
+          if (shard.last_counts == &counts->second) shard.last_counts = nullptr;
           shard.counts.erase(counts);
         }
       }
-      shard.records.erase(it);
+      shard.index.erase(it);
+      shard.slots.Release(slot);
       --shard.terminal;
       --terminal;
       ++removed;
@@ -218,11 +264,17 @@ class MemoryTaskStore final : public TaskStore {
   struct alignas(64) Shard {
     mutable std::mutex mu;
     // Open addressing rather than std::unordered_map: a lookup touches one metadata group and
-    // one slot instead of walking linked nodes, which measured 2-3x faster writes at 10^5..10^6
-    // records. No reference into it outlives the lock, so its moving elements is harmless.
-    boost::unordered_flat_map<TaskId, TaskRecord, TaskIdHash> records;  // GUARDED_BY(mu)
-    // Per queue, the number of records in each state.
+    // one 24-byte entry instead of walking linked nodes. The records themselves sit in `slots`.
+    boost::unordered_flat_map<TaskId, uint32_t, TaskIdHash> index;  // GUARDED_BY(mu)
+    SlotArray slots;                                                // GUARDED_BY(mu)
+    // The terminal records in retention order (see Completion).
+    // Entries may outlive their records; PurgeTerminal skips those.
+    std::deque<Completion> completions;  // GUARDED_BY(mu)
+    // Per queue, the number of records in each state. Nodes never move, so the last queue's
+    // counts are remembered: consecutive writes of one queue skip the lookup.
     std::unordered_map<std::string, StateCounts> counts;  // GUARDED_BY(mu)
+    const std::string* last_queue = nullptr;              // GUARDED_BY(mu): key of last_counts
+    StateCounts* last_counts = nullptr;                   // GUARDED_BY(mu)
     uint64_t terminal = 0;                                // GUARDED_BY(mu): terminal records
   };
 
@@ -239,49 +291,50 @@ class MemoryTaskStore final : public TaskStore {
   void Apply(const TaskRecord& r) {
     const TaskId& id = r.id();
     Shard& shard = ShardFor(id);
-    bool became_terminal = false;
-    {
-      std::lock_guard lock(shard.mu);
-      // Copy-constructed in place when new: default-constructing and then assigning would
-      // clear the slot first (a measurable memset per terminal write).
-      auto [it, inserted] = shard.records.try_emplace(id, r);
-      TaskRecord& stored = it->second;
-      StateCounts& counts = CountsFor(shard, r.spec->queue);
-      if (inserted) {
-        became_terminal = IsTerminal(r.state);
-      } else {
-        --counts[static_cast<size_t>(stored.state)];
-        const bool was_terminal = IsTerminal(stored.state);
-        became_terminal = !was_terminal && IsTerminal(r.state);
-        if (was_terminal && !IsTerminal(r.state)) --shard.terminal;
-        AssignMutableFields(stored, r);
-      }
-      ++counts[static_cast<size_t>(r.state)];
-      if (became_terminal) ++shard.terminal;
+    std::lock_guard lock(shard.mu);
+    auto [it, inserted] = shard.index.try_emplace(id, 0);
+    StateCounts& counts = CountsFor(shard, r.spec->queue);
+    bool became_terminal;
+    if (inserted) {
+      it->second = shard.slots.Take();
+      // The slot's record is empty: assigning into it reuses its string buffers.
+      shard.slots[it->second] = r;
+      became_terminal = IsTerminal(r.state);
+    } else {
+      TaskRecord& stored = shard.slots[it->second];
+      --counts[static_cast<size_t>(stored.state)];
+      const bool was_terminal = IsTerminal(stored.state);
+      became_terminal = !was_terminal && IsTerminal(r.state);
+      if (was_terminal && !IsTerminal(r.state)) --shard.terminal;
+      AssignMutableFields(stored, r);
     }
-    // Lock-free: writers on many threads never meet on a shared lock here. PurgeTerminal sorts
-    // what it takes from the queue into completion order.
-    if (became_terminal) terminal_queue_.enqueue({r.completed_ms, id});
+    ++counts[static_cast<size_t>(r.state)];
+    if (became_terminal) {
+      ++shard.terminal;
+      // Completions arrive nearly in order (each worker stamps its outcome just before the
+      // write); one that overtook others is placed behind the last older entry.
+      const Completion c{r.completed_ms, id};
+      auto pos = shard.completions.end();
+      while (pos != shard.completions.begin() && c < *std::prev(pos)) --pos;
+      shard.completions.insert(pos, c);
+    }
   }
 
   static StateCounts& CountsFor(Shard& shard, const std::string& queue) {
+    if (shard.last_counts != nullptr && *shard.last_queue == queue) return *shard.last_counts;
     auto it = shard.counts.find(queue);
     if (it == shard.counts.end()) it = shard.counts.emplace(queue, StateCounts{}).first;
+    shard.last_queue = &it->first;
+    shard.last_counts = &it->second;
     return it->second;
   }
 
   std::array<Shard, kShardCount> shards_;
 
-  // Terminal records in the order they became terminal (per writer thread), with their
-  // completion time. Entries may outlive their records; PurgeTerminal skips those.
-  moodycamel::ConcurrentQueue<std::pair<int64_t, TaskId>> terminal_queue_;
   mutable std::mutex jobs_mu_;
   std::map<std::string, std::string, std::less<>> jobs_;  // GUARDED_BY(jobs_mu_)
 
-  std::mutex purge_mu_;  // one purge at a time
-  // Entries taken from terminal_queue_ and not yet purged, sorted oldest first.
-  std::deque<std::pair<int64_t, TaskId>> purge_fifo_;  // GUARDED_BY(purge_mu_)
-  static constexpr size_t kMaxDrainPerPurge = 1 << 20;
+  std::mutex purge_mu_;  // one purge at a time (its running count of terminal records)
 };
 
 }  // namespace

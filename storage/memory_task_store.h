@@ -1,8 +1,9 @@
 // MemoryTaskStore: the TaskStore of durability mode `memory`, and the store of unit tests.
 //
-// Records live in a hash map split into shards, each behind its own mutex, so concurrent writers
-// rarely meet. Terminal records are also kept in completion order for retention. List scans the
-// shards (fine for the sizes retention allows in memory; the RocksDB store uses indexes).
+// Records are split into shards, each behind its own mutex, so concurrent writers rarely meet.
+// A shard keeps its records in chunks that never move, a small hash index from id to record,
+// and its terminal records' ids in completion order for retention. List scans the shards (fine
+// for the sizes retention allows in memory; the RocksDB store uses indexes).
 // Thread-safe: every method may be called from any thread.
 #ifndef BMOS_STORAGE_MEMORY_TASK_STORE_H_
 #define BMOS_STORAGE_MEMORY_TASK_STORE_H_

@@ -382,6 +382,71 @@ TEST(MemoryTaskStore, PurgeOrdersRecordsFromDifferentWritersByCompletion) {
   EXPECT_TRUE(store->Get(IdFor(3)).ok());
 }
 
+// Completions written newest first: with more records than the store has shards, many land in
+// a shard behind a younger one, and each must still be purged by its own completion time.
+TEST(MemoryTaskStore, PurgeByAgeHonoursCompletionTimesWrittenOutOfOrder) {
+  constexpr uint64_t kN = 500;
+  auto store = NewMemoryTaskStore();
+  for (uint64_t i = kN; i-- > 0;) {
+    ASSERT_TRUE(
+        WriteOne(*store, With(MakeRecord(i), S::kCompleted, kBaseMs + static_cast<int64_t>(i)))
+            .ok());
+  }
+  PurgeOptions by_age;
+  by_age.completed_before_ms = kBaseMs + 200;  // exactly ids 0..199
+  by_age.max_batch = kN;
+  EXPECT_EQ(*store->PurgeTerminal(by_age), 200u);
+  for (uint64_t i = 0; i < kN; ++i) EXPECT_EQ(store->Get(IdFor(i)).ok(), i >= 200) << i;
+  PurgeOptions by_count;
+  by_count.keep_at_most = 100;  // the 100 newest: ids 400..499
+  by_count.max_batch = kN;
+  EXPECT_EQ(*store->PurgeTerminal(by_count), 200u);
+  for (uint64_t i = 200; i < kN; ++i) EXPECT_EQ(store->Get(IdFor(i)).ok(), i >= 400) << i;
+}
+
+// Purged records' places are reused by later writes; nothing of a purged record shows through,
+// and every record still reads back as written.
+TEST(MemoryTaskStore, RecordsWrittenAfterPurgesReadBackExactly) {
+  constexpr uint64_t kRound = 20'000;  // more than a chunk of places per shard
+  auto store = NewMemoryTaskStore();
+  for (uint64_t round = 0; round < 3; ++round) {
+    const uint64_t first = round * kRound;
+    for (uint64_t i = first; i < first + kRound; ++i) {
+      TaskRecord r = With(MakeRecord(i, i % 2 ? "odd" : "even"), S::kCompleted,
+                          kBaseMs + static_cast<int64_t>(i));
+      if (round == 0) r.result_json = std::string(300, 'r');  // a large buffer, then purged
+      r.error = round == 2 ? "" : "e" + std::to_string(i);
+      ASSERT_TRUE(WriteOne(*store, r).ok());
+    }
+    PurgeOptions opts;
+    opts.keep_at_most = kRound / 2;
+    opts.max_batch = 2 * kRound;
+    EXPECT_EQ(*store->PurgeTerminal(opts), round == 0 ? kRound / 2 : kRound);
+  }
+  // Left: the newest kRound / 2 of round 2.
+  EXPECT_EQ(Count(*store, "odd", S::kCompleted) + Count(*store, "even", S::kCompleted), kRound / 2);
+  for (uint64_t i = 0; i < 3 * kRound; i += 7) {
+    auto r = store->Get(IdFor(i));
+    if (i < 3 * kRound - kRound / 2) {
+      EXPECT_FALSE(r.ok()) << i;
+      continue;
+    }
+    ASSERT_TRUE(r.ok()) << i;
+    EXPECT_EQ(r->id(), IdFor(i));
+    EXPECT_EQ(r->spec->queue, i % 2 ? "odd" : "even");
+    EXPECT_EQ(r->completed_ms, kBaseMs + static_cast<int64_t>(i));
+    EXPECT_EQ(r->result_json, "");
+    EXPECT_EQ(r->error, "");
+  }
+  ListQuery q;
+  q.limit = 1000;
+  q.queue = "odd";
+  auto page = store->List(q);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->records.size(), 1000u);
+  EXPECT_EQ(page->records.front().id(), IdFor(3 * kRound - 1));
+}
+
 TEST(MemoryTaskStore, ForEachLiveVisitsOnlyLive) {
   auto store = NewMemoryTaskStore();
   std::set<TaskId> live;
