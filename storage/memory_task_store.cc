@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
 #include <deque>
 #include <iterator>
@@ -15,10 +14,13 @@
 #include <utility>
 #include <vector>
 
+#include "storage/id_index.h"
+
 namespace bmos::storage {
 namespace {
 
-constexpr size_t kShardCount = 64;
+constexpr int kShardBits = 6;
+constexpr size_t kShardCount = size_t{1} << kShardBits;
 constexpr size_t kMaxListLimit = 1000;
 
 using StateCounts = std::array<uint64_t, kTaskStateCount>;
@@ -91,6 +93,8 @@ struct Completion {
   friend auto operator<=>(const Completion&, const Completion&) = default;
 };
 
+using RecordIndex = IdIndex<uint32_t, kShardBits>;
+
 class MemoryTaskStore final : public TaskStore {
  public:
   Durability durability() const override { return Durability::kMemory; }
@@ -109,8 +113,7 @@ class MemoryTaskStore final : public TaskStore {
     const Shard& shard = ShardFor(id);
     {
       std::lock_guard lock(shard.mu);
-      auto it = shard.index.find(id);
-      if (it != shard.index.end()) return shard.slots[it->second];
+      if (const uint32_t slot = shard.index.Find(id)) return shard.slots[slot - 1];
     }
     return Status::NotFound("task " + id.ToString() + " not found");
   }
@@ -139,10 +142,10 @@ class MemoryTaskStore final : public TaskStore {
     for (const TaskId& id : ids) {
       const Shard& shard = ShardFor(id);
       std::lock_guard lock(shard.mu);
-      auto it = shard.index.find(id);
+      const uint32_t slot = shard.index.Find(id);
       // A record purged or changed since pass 1 is left out rather than shown stale.
-      if (it != shard.index.end() && query.Matches(shard.slots[it->second])) {
-        page.records.push_back(shard.slots[it->second]);
+      if (slot != 0 && query.Matches(shard.slots[slot - 1])) {
+        page.records.push_back(shard.slots[slot - 1]);
       }
     }
     if (more && !ids.empty()) page.next_cursor = ids.back();
@@ -207,11 +210,11 @@ class MemoryTaskStore final : public TaskStore {
       if (!too_old && !too_many) break;  // nothing older anywhere: every other front is younger
       shard.completions.pop_front();
       if (!shard.completions.empty()) fronts.emplace(shard.completions.front(), i);
-      auto it = shard.index.find(oldest.id);
+      const uint32_t found = shard.index.Find(oldest.id);
       // An entry may name a record purged already or, after an out-of-table rewrite, no longer
       // terminal; such entries are simply dropped.
-      if (it == shard.index.end()) continue;
-      const uint32_t slot = it->second;
+      if (found == 0) continue;
+      const uint32_t slot = found - 1;
       const TaskRecord& r = shard.slots[slot];
       if (!IsTerminal(r.state)) continue;
       auto counts = shard.counts.find(r.spec->queue);
@@ -225,7 +228,7 @@ class MemoryTaskStore final : public TaskStore {
           shard.counts.erase(counts);
         }
       }
-      shard.index.erase(it);
+      shard.index.Erase(oldest.id);
       shard.slots.Release(slot);
       --shard.terminal;
       --terminal;
@@ -263,10 +266,10 @@ class MemoryTaskStore final : public TaskStore {
   // (writers of different shards would otherwise invalidate each other's cache).
   struct alignas(64) Shard {
     mutable std::mutex mu;
-    // Open addressing rather than std::unordered_map: a lookup touches one metadata group and
-    // one 24-byte entry instead of walking linked nodes. The records themselves sit in `slots`.
-    boost::unordered_flat_map<TaskId, uint32_t, TaskIdHash> index;  // GUARDED_BY(mu)
-    SlotArray slots;                                                // GUARDED_BY(mu)
+    // Id -> 1 + the record's slot. Open addressing, and ids of records written one after another
+    // sit side by side (IdIndex), so a write touches a cache line that is likely still warm.
+    RecordIndex index;  // GUARDED_BY(mu)
+    SlotArray slots;    // GUARDED_BY(mu)
     // The terminal records in retention order (see Completion).
     // Entries may outlive their records; PurgeTerminal skips those.
     std::deque<Completion> completions;  // GUARDED_BY(mu)
@@ -278,12 +281,7 @@ class MemoryTaskStore final : public TaskStore {
     uint64_t terminal = 0;                                // GUARDED_BY(mu): terminal records
   };
 
-  static size_t ShardIndex(const TaskId& id) {
-    // The top bits of a multiplicative mix: the maps inside a shard use the low bits of the same
-    // hash, so taking the shard from different bits keeps each shard's buckets evenly used.
-    return static_cast<size_t>((TaskIdHash()(id) * 0x9E3779B97F4A7C15ull) >> 58);
-  }
-  static_assert(kShardCount == 64, "ShardIndex takes 6 bits");
+  static size_t ShardIndex(const TaskId& id) { return RecordIndex::ShardOf(id); }
 
   Shard& ShardFor(const TaskId& id) { return shards_[ShardIndex(id)]; }
   const Shard& ShardFor(const TaskId& id) const { return shards_[ShardIndex(id)]; }
@@ -292,16 +290,17 @@ class MemoryTaskStore final : public TaskStore {
     const TaskId& id = r.id();
     Shard& shard = ShardFor(id);
     std::lock_guard lock(shard.mu);
-    auto [it, inserted] = shard.index.try_emplace(id, 0);
+    const uint32_t found = shard.index.Find(id);
     StateCounts& counts = CountsFor(shard, r.spec->queue);
     bool became_terminal;
-    if (inserted) {
-      it->second = shard.slots.Take();
+    if (found == 0) {
+      const uint32_t slot = shard.slots.Take();
+      shard.index.Insert(id, slot + 1);
       // The slot's record is empty: assigning into it reuses its string buffers.
-      shard.slots[it->second] = r;
+      shard.slots[slot] = r;
       became_terminal = IsTerminal(r.state);
     } else {
-      TaskRecord& stored = shard.slots[it->second];
+      TaskRecord& stored = shard.slots[found - 1];
       --counts[static_cast<size_t>(stored.state)];
       const bool was_terminal = IsTerminal(stored.state);
       became_terminal = !was_terminal && IsTerminal(r.state);

@@ -32,10 +32,10 @@
 #include "engine/internal/counters.h"
 #include "engine/internal/sleeper.h"
 #include "engine/internal/task.h"
-#include "engine/internal/task_index.h"
 #include "engine/internal/timer.h"
 #include "engine/internal/worker_group.h"
 #include "engine/retry_policy.h"
+#include "storage/id_index.h"
 
 namespace bmos::engine {
 
@@ -88,11 +88,12 @@ class EngineImpl final : public TaskRunner {
     std::unique_ptr<internal::Task> task;
     int64_t run_at_us = 0;  // 0 = runnable now
   };
+  static constexpr int kIndexShardBits = 6;
+  static constexpr size_t kIndexShards = size_t{1} << kIndexShardBits;
   struct alignas(64) IndexShard {
     mutable std::mutex mu;
-    internal::TaskIndex tasks;  // GUARDED_BY(mu)
+    storage::IdIndex<internal::Task*, kIndexShardBits> tasks;  // GUARDED_BY(mu)
   };
-  static constexpr size_t kIndexShards = 64;
 
   using ReservedKeys = std::vector<std::pair<std::string, TaskId>>;
   class AsyncEnqueue;
@@ -140,7 +141,7 @@ class EngineImpl final : public TaskRunner {
   // "queue 'x' is not served by any worker group (served: a, b)".
   std::string UnservedQueueText(std::string_view queue) const;
   IndexShard& ShardOf(const TaskId& id) const {
-    return index_[storage::TaskIdHash()(id) % kIndexShards];
+    return index_[decltype(IndexShard::tasks)::ShardOf(id)];
   }
   // Hands a runnable or delayed task to the timer or its group.
   void Dispatch(internal::Task* task, int64_t run_at_us);
