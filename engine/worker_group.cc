@@ -100,9 +100,10 @@ void WorkerGroup::Push(Task* task) {
   // A handler enqueueing into its own group keeps the work local; idle workers steal it.
   if (tls_worker_group == this) {
     auto* w = static_cast<Worker*>(tls_worker);
-    if (!w->retire.load(std::memory_order_relaxed) &&
-        w->deques[static_cast<int>(task->priority())].Push(task)) {
-      WakeOne();
+    // Read before the push: once pushed, the task belongs to whoever takes it.
+    const int level = static_cast<int>(task->priority());
+    if (!w->retire.load(std::memory_order_relaxed) && w->deques[level].Push(task)) {
+      WakeOne(level);
       return;
     }
   }
@@ -110,19 +111,30 @@ void WorkerGroup::Push(Task* task) {
 }
 
 void WorkerGroup::PushShared(Task* task) {
-  auto& q = task->queue->levels[static_cast<int>(task->priority())];
-  if (!q.enqueue(task)) {
+  // Read before the push: once pushed, the task belongs to whoever takes it.
+  const int level = static_cast<int>(task->priority());
+  if (!task->queue->levels[level].enqueue(task)) {
     // moodycamel fails only when it cannot allocate a block: the process is out of memory.
     std::fputs("bmos: out of memory in task queue\n", stderr);
     std::terminate();
   }
-  WakeOne();
+  WakeOne(level);
+}
+void WorkerGroup::MarkLevel(int level) {
+  if (level < 0) return;
+  // The caller's full barrier separates the push from this load (see levels_with_work_).
+  const uint32_t bit = uint32_t{1} << level;
+  if ((levels_with_work_.load(std::memory_order_relaxed) & bit) == 0) {
+    levels_with_work_.fetch_or(bit, std::memory_order_seq_cst);
+  }
 }
 
-void WorkerGroup::WakeOne() {
+void WorkerGroup::WakeOne(int level) {
   // Pairs with FullBarrier in Loop after idle_.fetch_add: either the parker sees our task, or
   // we see the parker in idle_.
   FullBarrier();
+  // Before any wake-up: a woken worker looks only at levels marked.
+  MarkLevel(level);
   // A spinning worker will find the task without a futex call (the costly part of a push).
   if (spinning_.load(std::memory_order_relaxed) > 0) return;
   if (idle_.load(std::memory_order_relaxed) > 0) {
@@ -130,17 +142,16 @@ void WorkerGroup::WakeOne() {
     storage::FutexWake(epoch_, 1);
   }
 }
-
-void WorkerGroup::WakeParked() {
+void WorkerGroup::WakeParked(int level) {
   // A spinning worker takes at most one of the tasks on offer here (a batch in one worker's
   // deque), so unlike WakeOne this wakes a parked worker even while others spin.
   FullBarrier();
+  MarkLevel(level);
   if (idle_.load(std::memory_order_relaxed) > 0) {
     epoch_.fetch_add(1, std::memory_order_release);
     storage::FutexWake(epoch_, 1);
   }
 }
-
 void WorkerGroup::WakeAll() {
   epoch_.fetch_add(1, std::memory_order_release);
   storage::FutexWakeAll(epoch_);
@@ -229,7 +240,7 @@ void WorkerGroup::Loop(Worker* w) {
         spinning_.fetch_sub(1, std::memory_order_seq_cst);
         // Pushes skipped their wake-up while we spun; pass it on so work that arrived in a
         // burst does not wait for this one task to finish.
-        WakeOne();
+        WakeOne(-1);
         runner_->RunTask(t, w->stats);
         continue;
       }
@@ -276,7 +287,22 @@ Task* WorkerGroup::Next(Worker& w) {
 
 Task* WorkerGroup::TakeAtLevel(Worker& w, int level) {
   if (Task* t = w.deques[level].Pop()) return t;
+  const uint32_t bit = uint32_t{1} << level;
+  if ((levels_with_work_.load(std::memory_order_acquire) & bit) == 0) return nullptr;
+  if (Task* t = TakeShared(w, level)) return t;
+  bool left = false;  // a victim's deque still holds tasks (our steal lost a race for one)
+  if (Task* t = Steal(w, level, &left)) return t;
+  if (left) return nullptr;  // the bit stays: the next pick tries again
+  // Nothing there: clear the bit, then look once more (see levels_with_work_).
+  levels_with_work_.fetch_and(~bit, std::memory_order_seq_cst);
+  Task* t = TakeShared(w, level);
+  if (t == nullptr) t = Steal(w, level, &left);
+  // More may have come with it, or be left in a deque: set the bit back.
+  if (t != nullptr || left) levels_with_work_.fetch_or(bit, std::memory_order_seq_cst);
+  return t;
+}
 
+Task* WorkerGroup::TakeShared(Worker& w, int level) {
   const size_t n = queues_.size();
   for (size_t i = 0; i < n; ++i) {
     size_t q = (w.next_queue + i) % n;
@@ -288,18 +314,23 @@ Task* WorkerGroup::TakeAtLevel(Worker& w, int level) {
     for (size_t k = got - 1; k >= 1; --k) {
       if (!w.deques[level].Push(w.buffer[k])) PushShared(w.buffer[k]);
     }
-    if (got > 1) WakeParked();  // someone idle may steal part of the batch
+    if (got > 1) WakeParked(level);  // someone idle may steal part of the batch
     return w.buffer[0];
   }
+  return nullptr;
+}
 
+Task* WorkerGroup::Steal(Worker& w, int level, bool* left) {
   int created = created_.load(std::memory_order_acquire);
   for (int k = 1; k < created; ++k) {
     Worker* victim = slots_[(w.index + k) % created].get();
     if (Task* t = victim->deques[level].Steal()) {
       // More left there: pass the wake-up on, so a batch spreads over every idle worker.
-      if (!victim->deques[level].Empty()) WakeParked();
+      if (!victim->deques[level].Empty()) WakeParked(level);
       return t;
     }
+    // Empty, or another thief (or the owner) won the race for the top task.
+    if (!victim->deques[level].Empty()) *left = true;
   }
   return nullptr;
 }

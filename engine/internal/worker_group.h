@@ -113,11 +113,20 @@ class WorkerGroup {
   void Loop(Worker* w);
   internal::Task* Next(Worker& w);
   internal::Task* TakeAtLevel(Worker& w, int level);
+  // A task of `level` from the shared queues.
+  internal::Task* TakeShared(Worker& w, int level);
+  // A task of `level` from another worker's deque; sets *left when one still holds some.
+  internal::Task* Steal(Worker& w, int level, bool* left);
+  // Sets the bit of `level` in levels_with_work_ (none when level < 0). REQUIRES: a full
+  // barrier since the task of that level was pushed.
+  void MarkLevel(int level);
   void PushShared(internal::Task* task);
-  void WakeOne();
+  // After a push of a task of `level` (-1: none, only passing a wake-up on): marks the level,
+  // then wakes a parked worker unless one is spinning.
+  void WakeOne(int level);
   void WakeAll();
   // Wakes one parked worker, if any, even while others spin (work sits in a worker's deque).
-  void WakeParked();
+  void WakeParked(int level);
 
   const std::string name_;
   const std::vector<internal::QueueSlot*> queues_;
@@ -142,6 +151,13 @@ class WorkerGroup {
   // spinner leaves this count only after joining idle_, so a pusher sees at least one of them.
   alignas(64) std::atomic<int> spinning_{0};
   alignas(64) std::atomic<uint32_t> epoch_{0};
+  // Bit L set: a shared queue or some worker's deque may hold a task of priority level L. A worker
+  // looks beyond its own deque only at the levels set here, so a pick costs nothing at levels
+  // that have no work (with only NORMAL tasks, CRITICAL and HIGH were scanned on every pick).
+  // Publishing a task: push it, full barrier, set the bit if clear (MarkLevel). A worker that
+  // found a level empty clears its bit and then looks once more: a push it missed either shows
+  // up in that second look or sets the bit again after the clear (the Dekker pattern of idle_).
+  alignas(64) std::atomic<uint32_t> levels_with_work_{0};
   internal::ShardedCounter wakeups_;
 };
 

@@ -59,8 +59,8 @@ class WorkerGroupTest : public ::testing::Test {
     return tasks_.back().get();
   }
   std::unique_ptr<WorkerGroup> MakeGroup(int interval) {
-    auto g = std::make_unique<WorkerGroup>("g", std::vector<QueueSlot*>{&slot_}, &runner_,
-                                           interval, 16);
+    auto g =
+        std::make_unique<WorkerGroup>("g", std::vector<QueueSlot*>{&slot_}, &runner_, interval, 16);
     slot_.group = g.get();
     return g;
   }
@@ -119,6 +119,35 @@ TEST_F(WorkerGroupTest, IdleWorkersParkAndPushWakesThem) {
   ASSERT_TRUE(runner_.WaitFor(100));
   group->StopAccepting();
   group->Join();
+}
+
+// Workers look beyond their own deque only at levels that may hold work, and a level's mark
+// is cleared whenever they find it empty. Tasks pushed one at a time at changing levels (each
+// level drained, its mark cleared, the workers often parked in between) and from two threads
+// at once must all be found: a task pushed in the window of a clear is never stranded.
+TEST_F(WorkerGroupTest, EveryLevelIsFoundAgainAfterItWasDrained) {
+  auto group = MakeGroup(32);
+  runner_.Open();
+  ASSERT_TRUE(group->Resize(3).ok());
+  const storage::Priority levels[] = {storage::Priority::kCritical, storage::Priority::kLow,
+                                      storage::Priority::kHigh, storage::Priority::kNormal};
+  size_t pushed = 0;
+  for (int round = 0; round < 400; ++round) {
+    if (round % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // park
+    group->Push(NewTask(levels[round % 4]));
+    ASSERT_TRUE(runner_.WaitFor(++pushed)) << "task of round " << round << " never ran";
+  }
+  std::vector<Task*> batch[2];
+  for (int i = 0; i < 4000; ++i) batch[i % 2].push_back(NewTask(levels[(i / 2) % 4]));
+  std::thread other([&] {
+    for (Task* t : batch[1]) group->Push(t);
+  });
+  for (Task* t : batch[0]) group->Push(t);
+  other.join();
+  ASSERT_TRUE(runner_.WaitFor(pushed + 4000));
+  group->StopAccepting();
+  group->Join();
+  EXPECT_EQ(runner_.order().size(), pushed + 4000);
 }
 
 TEST_F(WorkerGroupTest, ResizeDownReturnsDequedTasksAndUpRestarts) {
