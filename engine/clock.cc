@@ -16,9 +16,34 @@ class RealClock final : public Clock {
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   }
+
+  Reading Now() const override {
+    const int64_t steady = SteadyMicros();
+    int64_t offset = offset_.load(std::memory_order_relaxed);
+    if (steady - synced_at_.load(std::memory_order_relaxed) >= kResyncUs) {
+      // Racing threads may each resync; every result is a fresh offset, so any one will do.
+      offset = NowMicros() - steady;
+      offset_.store(offset, std::memory_order_relaxed);
+      synced_at_.store(steady, std::memory_order_relaxed);
+    }
+    return {steady + offset, steady};
+  }
+
+ private:
+  static constexpr int64_t kResyncUs = 10'000;
+  // Wall clock minus steady clock, as last read; and the steady time of that reading. The
+  // first Now() finds synced_at_ far in the past and reads the offset.
+  mutable std::atomic<int64_t> offset_{0};
+  mutable std::atomic<int64_t> synced_at_{INT64_MIN / 2};
 };
 
 }  // namespace
+
+int64_t Clock::SteadyMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 Clock* SystemClock() {
   static RealClock* clock = new RealClock();  // never destroyed: threads may read it at exit

@@ -46,11 +46,7 @@ constexpr int64_t kCancelSettleUs = 2'000;
 
 std::atomic<uint64_t> next_engine_uid{1};
 
-int64_t SteadyMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+int64_t SteadyMicros() { return Clock::SteadyMicros(); }
 
 // Transparent hashing so lookups by string_view do not build a string.
 struct StringHash {
@@ -448,11 +444,13 @@ Result<EngineImpl::Prepared> EngineImpl::Prepare(EnqueueRequest& req, int64_t no
 }
 
 Status EngineImpl::PrepareAll(std::span<EnqueueRequest> requests, std::span<Prepared> prepared,
-                              bool* has_keys) {
+                              bool* has_keys, int64_t* steady_us) {
   if (stopping_.load(std::memory_order_acquire)) {
     return Status::Unavailable("the engine is stopping; no new tasks are accepted");
   }
-  const int64_t now = NowUs();
+  const Clock::Reading now_reading = clock_->Now();
+  const int64_t now = now_reading.wall_us;
+  *steady_us = now_reading.steady_us;
   const bool batch = requests.size() > 1;
   *has_keys = false;
   for (size_t i = 0; i < requests.size(); ++i) {
@@ -541,14 +539,15 @@ void EngineImpl::Index(std::span<Prepared> prepared, const std::vector<bool>& cr
   }
 }
 
-void EngineImpl::DispatchAll(const AdmittedList& admitted) {
-  for (const Admitted& a : admitted) Dispatch(a.task, a.run_at_us);
+void EngineImpl::DispatchAll(const AdmittedList& admitted, int64_t steady_us) {
+  for (const Admitted& a : admitted) Dispatch(a.task, a.run_at_us, steady_us);
 }
 
-void EngineImpl::Admit(std::span<Prepared> prepared, const std::vector<bool>& create) {
+void EngineImpl::Admit(std::span<Prepared> prepared, const std::vector<bool>& create,
+                       int64_t steady_us) {
   AdmittedList admitted;
   Index(prepared, create, admitted);
-  DispatchAll(admitted);
+  DispatchAll(admitted, steady_us);
 }
 
 void EngineImpl::CollectRecords(std::span<Prepared> prepared, const std::vector<bool>& create,
@@ -573,7 +572,8 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest>
     prepared = std::span<Prepared>(&single, requests.size());
   }
   bool has_keys = false;
-  if (Status s = PrepareAll(requests, prepared, &has_keys); !s.ok()) return s;
+  int64_t steady_us = 0;
+  if (Status s = PrepareAll(requests, prepared, &has_keys, &steady_us); !s.ok()) return s;
 
   std::vector<EnqueueResult> results(one != nullptr ? 0 : prepared.size());
   std::span<EnqueueResult> result_span =
@@ -592,15 +592,18 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest>
   std::vector<TaskRecord> records;
   CollectRecords(prepared, create, records);
   Status written = Status::Ok();
-  auto admit = [this, prepared, &create] { Admit(prepared, create); };
+  // Tasks admitted after a store write become runnable then (their queue wait starts at the
+  // dispatch); without one (memory mode) the enqueue's own reading is still fresh.
+  auto admit = [this, prepared, &create](int64_t steady) { Admit(prepared, create, steady); };
   if (!records.empty()) {
     // The store's commit thread admits the tasks once their records are written, so it (and
     // not each of many producer threads) is what pushes them to the worker queues: the queues
     // then have a few producers to scan instead of one per calling thread.
-    ThenOnSuccess<decltype(admit)> then(admit);
+    auto admit_written = [&admit] { admit(0); };  // 0: the dispatch reads the clock
+    ThenOnSuccess<decltype(admit_written)> then(admit_written);
     written = store_->WriteAndThen(records, &then);
   } else {
-    admit();
+    admit(steady_us);
   }
   SettleKeys(reserved, written.ok());
   if (!written.ok()) return written;
@@ -649,7 +652,8 @@ void EngineImpl::EnqueueAsync(std::vector<EnqueueRequest> requests, EnqueueCallb
   auto op = std::make_unique<AsyncEnqueue>(this, std::move(done));
   op->prepared.resize(requests.size());
   bool has_keys = false;
-  if (Status s = PrepareAll(requests, op->prepared, &has_keys); !s.ok()) {
+  int64_t steady_us = 0;  // not needed: OnWritten dispatches, reading the clock then
+  if (Status s = PrepareAll(requests, op->prepared, &has_keys, &steady_us); !s.ok()) {
     op.release()->OnWritten(s);  // nothing was reserved or written: answers, frees the op
     return;
   }
@@ -671,12 +675,12 @@ void EngineImpl::EnqueueAsync(std::vector<EnqueueRequest> requests, EnqueueCallb
   }
 }
 
-void EngineImpl::Dispatch(Task* t, int64_t run_at_us) {
+void EngineImpl::Dispatch(Task* t, int64_t run_at_us, int64_t steady_us) {
   if (run_at_us > 0 && run_at_us > NowUs()) {
     timer_->ScheduleTask(t, run_at_us);
     return;
   }
-  t->runnable_since_us = SteadyMicros();
+  t->runnable_since_us = steady_us != 0 ? steady_us : SteadyMicros();
   t->queue->group->Push(t);
 }
 
@@ -876,7 +880,10 @@ void EngineImpl::FreeAfterOthers(Task* t) {
 }
 
 void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
-  const int64_t start = NowUs();
+  // One reading gives the record's start time and the start of the queue-wait and run-time
+  // measurements (a clock read per task less on the hot path).
+  const Clock::Reading started = clock_->Now();
+  const int64_t start = started.wall_us;
   int attempt;
   const internal::HandlerEntry* handler = t->handler;
   if (handler == nullptr) {
@@ -923,9 +930,7 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
     attempt = t->rec.retry_count + 1;
   }
   {
-    // One steady reading ends the queue wait and starts the run time (a clock read per task
-    // less on the hot path).
-    const int64_t run_start = SteadyMicros();
+    const int64_t run_start = started.steady_us;
     stats.queue_wait.Record(
         static_cast<uint64_t>(std::max<int64_t>(0, run_start - t->runnable_since_us)));
     const int64_t timeout_ms = t->rec.spec->timeout_ms;  // spec is immutable: no lock needed
@@ -938,11 +943,12 @@ void EngineImpl::RunTask(Task* t, WorkerStats& stats) {
       TaskContext ctx(this, t, attempt);  // lives for the attempt only
       return Invoke(handler->fn, ctx);
     }();
-    stats.run_time.Record(static_cast<uint64_t>(std::max<int64_t>(0, SteadyMicros() - run_start)));
+    const Clock::Reading ended = clock_->Now();
+    stats.run_time.Record(static_cast<uint64_t>(std::max<int64_t>(0, ended.steady_us - run_start)));
     stats.busy.store(false, std::memory_order_relaxed);
     if (timeout_ms > 0) (void)timer_->CancelTimeout(timeout_handle);
 
-    const int64_t end = NowUs();
+    const int64_t end = ended.wall_us;
     TaskState outcome;
     {
       std::lock_guard<std::mutex> lock(t->mu);

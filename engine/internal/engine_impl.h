@@ -110,8 +110,9 @@ class EngineImpl final : public TaskRunner {
   Result<Prepared> Prepare(EnqueueRequest& request, int64_t now_us);
   // Prepares every request into `prepared` (same size) or returns the first error (naming its
   // index in a batch); Unavailable once stopping. `has_keys`: some request has a unique key.
+  // Sets *steady_us to the steady time read with the enqueue's wall time.
   Status PrepareAll(std::span<EnqueueRequest> requests, std::span<Prepared> prepared,
-                    bool* has_keys);
+                    bool* has_keys, int64_t* steady_us);
   // Reserves the unique keys of `prepared`. Sets create[i] = false (and results[i] to the live
   // task) for requests whose key a live task or an earlier request of the batch holds; adds the
   // keys it reserved to `reserved`. May wait for a concurrent reservation of the same key.
@@ -129,10 +130,11 @@ class EngineImpl final : public TaskRunner {
   // Indexes and counts the tasks to create (`create` empty: all of them) and lists them in
   // `admitted` for DispatchAll.
   void Index(std::span<Prepared> prepared, const std::vector<bool>& create, AdmittedList& admitted);
-  // Hands indexed tasks to the timer or their group.
-  void DispatchAll(const AdmittedList& admitted);
+  // Hands indexed tasks to the timer or their group. `steady_us`: the steady time now, when the
+  // caller has it; 0 reads the clock.
+  void DispatchAll(const AdmittedList& admitted, int64_t steady_us = 0);
   // Index, then DispatchAll.
-  void Admit(std::span<Prepared> prepared, const std::vector<bool>& create);
+  void Admit(std::span<Prepared> prepared, const std::vector<bool>& create, int64_t steady_us);
   // The records to write for the tasks to create (none in memory mode).
   void CollectRecords(std::span<Prepared> prepared, const std::vector<bool>& create,
                       std::vector<TaskRecord>& records) const;
@@ -144,7 +146,8 @@ class EngineImpl final : public TaskRunner {
     return index_[decltype(IndexShard::tasks)::ShardOf(id)];
   }
   // Hands a runnable or delayed task to the timer or its group.
-  void Dispatch(internal::Task* task, int64_t run_at_us);
+  // `steady_us` as for DispatchAll.
+  void Dispatch(internal::Task* task, int64_t run_at_us, int64_t steady_us = 0);
   // Timer callbacks.
   void OnDue(internal::Task* task);
   void OnTimeout(const TaskId& id, int attempt);

@@ -123,5 +123,46 @@ TEST(SystemClock, ReadsTheRealTime) {
   clock->RemoveListener(h);
 }
 
+// Now() reads the steady clock only and adds the wall clock's offset: its wall time must agree
+// with NowMicros read just before and after (to a millisecond: the offset is at most 10 ms old
+// and the two clocks tick at the same rate), its steady time with SteadyMicros, and both must
+// never run backwards across calls on many threads.
+TEST(SystemClock, PairedReadingAgreesWithBothClocks) {
+  Clock* clock = SystemClock();
+  for (int i = 0; i < 2000; ++i) {
+    const int64_t wall_before = clock->NowMicros();
+    const int64_t steady_before = Clock::SteadyMicros();
+    const Clock::Reading r = clock->Now();
+    const int64_t steady_after = Clock::SteadyMicros();
+    const int64_t wall_after = clock->NowMicros();
+    ASSERT_GE(r.steady_us, steady_before);
+    ASSERT_LE(r.steady_us, steady_after);
+    ASSERT_GE(r.wall_us, wall_before - 1000) << i;
+    ASSERT_LE(r.wall_us, wall_after + 1000) << i;
+    if (i % 500 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(12));  // resync
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([clock] {
+      int64_t last = clock->Now().steady_us;
+      for (int i = 0; i < 20'000; ++i) {
+        const int64_t now = clock->Now().steady_us;
+        ASSERT_GE(now, last);
+        last = now;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+}
+
+// A manual clock's reading pairs its own time with the real steady clock.
+TEST(ManualClock, PairedReadingUsesTheManualTime) {
+  ManualClock clock(5'000'000);
+  const int64_t steady_before = Clock::SteadyMicros();
+  const Clock::Reading r = clock.Now();
+  EXPECT_EQ(r.wall_us, 5'000'000);
+  EXPECT_GE(r.steady_us, steady_before);
+}
+
 }  // namespace
 }  // namespace bmos::engine
