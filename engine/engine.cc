@@ -46,8 +46,6 @@ constexpr int64_t kCancelSettleUs = 2'000;
 
 std::atomic<uint64_t> next_engine_uid{1};
 
-int64_t SteadyMicros() { return Clock::SteadyMicros(); }
-
 // Transparent hashing so lookups by string_view do not build a string.
 struct StringHash {
   using is_transparent = void;
@@ -680,7 +678,7 @@ void EngineImpl::Dispatch(Task* t, int64_t run_at_us, int64_t steady_us) {
     timer_->ScheduleTask(t, run_at_us);
     return;
   }
-  t->runnable_since_us = steady_us != 0 ? steady_us : SteadyMicros();
+  t->runnable_since_us = steady_us != 0 ? steady_us : Clock::SteadyMicros();
   t->queue->group->Push(t);
 }
 
@@ -1219,7 +1217,7 @@ void EngineImpl::OnDue(Task* t) {
         [[fallthrough]];
       }
       default:
-        t->runnable_since_us = SteadyMicros();
+        t->runnable_since_us = Clock::SteadyMicros();
         break;
     }
   }
