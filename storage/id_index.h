@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "storage/task_id.h"
@@ -38,6 +39,24 @@ class IdIndex {
       if (s.value == V{}) return V{};
       if (s.id == id) return s.value;
     }
+  }
+
+  // The value of `id`, after inserting make_value() when `id` is absent: one probe sequence for
+  // both (a Find and then an Insert would walk it twice). Returns the value and whether it was
+  // inserted. make_value is called only to insert, and must not return V{}.
+  template <typename MakeValue>
+  std::pair<V, bool> FindOrInsert(const TaskId& id, MakeValue&& make_value) {
+    if ((size_ + 1) * 2 > slots_.size()) Rehash(slots_.size() * 2);
+    size_t i = Home(id);
+    for (;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.value == V{}) break;
+      if (s.id == id) return {s.value, false};
+    }
+    const V value = make_value();
+    slots_[i] = Slot{id, value};
+    ++size_;
+    return {value, true};
   }
 
   // REQUIRES: value != V{} and no entry with `id` exists.

@@ -290,17 +290,16 @@ class MemoryTaskStore final : public TaskStore {
     const TaskId& id = r.id();
     Shard& shard = ShardFor(id);
     std::lock_guard lock(shard.mu);
-    const uint32_t found = shard.index.Find(id);
+    const auto [slot_plus_1, inserted] =
+        shard.index.FindOrInsert(id, [&shard] { return shard.slots.Take() + 1; });
+    TaskRecord& stored = shard.slots[slot_plus_1 - 1];
     StateCounts& counts = CountsFor(shard, r.spec->queue);
     bool became_terminal;
-    if (found == 0) {
-      const uint32_t slot = shard.slots.Take();
-      shard.index.Insert(id, slot + 1);
+    if (inserted) {
       // The slot's record is empty: assigning into it reuses its string buffers.
-      shard.slots[slot] = r;
+      stored = r;
       became_terminal = IsTerminal(r.state);
     } else {
-      TaskRecord& stored = shard.slots[found - 1];
       --counts[static_cast<size_t>(stored.state)];
       const bool was_terminal = IsTerminal(stored.state);
       became_terminal = !was_terminal && IsTerminal(r.state);

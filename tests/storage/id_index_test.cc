@@ -33,8 +33,8 @@ TEST(IdIndex, InsertFindErase) {
   EXPECT_EQ(index.size(), 1u);
 }
 
-// Random inserts and erases against std::map as the reference, across growth and shrinking,
-// with ids that share their hash bits often enough to build long probe runs.
+// Random inserts (Insert and FindOrInsert) and erases against std::map as the reference, across
+// growth and shrinking, with ids that share their hash bits often enough to build long probe runs.
 TEST(IdIndex, MatchesReferenceUnderRandomOperations) {
   std::mt19937_64 rng(42);
   TaskIndex index;
@@ -44,9 +44,24 @@ TEST(IdIndex, MatchesReferenceUnderRandomOperations) {
     int op = static_cast<int>(rng() % 10);
     if (op < 6 || ids.empty()) {
       TaskId id{rng() & 0xFFFF0000FFFFull, rng() % 5000};  // collisions in low bits
-      if (ref.count(id) != 0) continue;
       Task* t = Fake(static_cast<uintptr_t>(round + 1));
-      index.Insert(id, t);
+      if (op < 3) {
+        if (op == 0 && !ids.empty()) id = ids[rng() % ids.size()];
+        // FindOrInsert: the present value stays, an absent id gets the new one.
+        const bool present = ref.count(id) != 0;
+        bool made = false;
+        const auto [value, inserted] = index.FindOrInsert(id, [&] {
+          made = true;
+          return t;
+        });
+        ASSERT_EQ(inserted, !present);
+        ASSERT_EQ(made, !present);
+        ASSERT_EQ(value, present ? ref.at(id) : t);
+        if (present) continue;
+      } else {
+        if (ref.count(id) != 0) continue;
+        index.Insert(id, t);
+      }
       ref.emplace(id, t);
       ids.push_back(id);
     } else {
