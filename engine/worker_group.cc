@@ -289,14 +289,16 @@ Task* WorkerGroup::TakeAtLevel(Worker& w, int level) {
   if (Task* t = w.deques[level].Pop()) return t;
   const uint32_t bit = uint32_t{1} << level;
   if ((levels_with_work_.load(std::memory_order_acquire) & bit) == 0) return nullptr;
-  if (Task* t = TakeShared(w, level)) return t;
   bool left = false;  // a victim's deque still holds tasks (our steal lost a race for one)
-  if (Task* t = Steal(w, level, &left)) return t;
+  auto look = [&]() -> Task* {
+    Task* t = TakeShared(w, level);
+    return t != nullptr ? t : Steal(w, level, &left);
+  };
+  if (Task* t = look()) return t;
   if (left) return nullptr;  // the bit stays: the next pick tries again
   // Nothing there: clear the bit, then look once more (see levels_with_work_).
   levels_with_work_.fetch_and(~bit, std::memory_order_seq_cst);
-  Task* t = TakeShared(w, level);
-  if (t == nullptr) t = Steal(w, level, &left);
+  Task* t = look();
   // More may have come with it, or be left in a deque: set the bit back.
   if (t != nullptr || left) levels_with_work_.fetch_or(bit, std::memory_order_seq_cst);
   return t;

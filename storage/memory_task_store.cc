@@ -281,10 +281,8 @@ class MemoryTaskStore final : public TaskStore {
     uint64_t terminal = 0;                                // GUARDED_BY(mu): terminal records
   };
 
-  static size_t ShardIndex(const TaskId& id) { return RecordIndex::ShardOf(id); }
-
-  Shard& ShardFor(const TaskId& id) { return shards_[ShardIndex(id)]; }
-  const Shard& ShardFor(const TaskId& id) const { return shards_[ShardIndex(id)]; }
+  Shard& ShardFor(const TaskId& id) { return shards_[RecordIndex::ShardOf(id)]; }
+  const Shard& ShardFor(const TaskId& id) const { return shards_[RecordIndex::ShardOf(id)]; }
 
   void Apply(const TaskRecord& r) {
     const TaskId& id = r.id();
