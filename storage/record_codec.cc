@@ -189,9 +189,26 @@ std::optional<TaskId> IdFromKey(std::string_view key) {
   return id;
 }
 
-std::string StatePrefix(TaskState state) { return std::string{'s', static_cast<char>(state)}; }
-std::string QueuePrefix(std::string_view queue) { return PrefixOf('q', queue); }
-std::string NamePrefix(std::string_view name) { return PrefixOf('n', name); }
+std::string IndexPrefix(TaskState state, std::string_view queue, std::string_view name) {
+  std::string out{kIndexKind, static_cast<char>(state)};
+  PutString(queue, &out);
+  PutString(name, &out);
+  return out;
+}
+
+bool ParseIndexPrefix(std::string_view prefix, TaskState* state, std::string* queue,
+                      std::string* name) {
+  if (prefix.empty() || prefix.front() != kIndexKind) return false;
+  Reader in(prefix.substr(1));
+  const uint8_t s = in.Byte();
+  std::string_view q = in.String();
+  std::string_view n = in.String();
+  if (!in.ok() || !in.done() || s >= kTaskStateCount) return false;
+  *state = static_cast<TaskState>(s);
+  queue->assign(q);
+  name->assign(n);
+  return true;
+}
 
 std::string CountKey(std::string_view queue, TaskState state) {
   std::string key = PrefixOf('c', queue);

@@ -32,14 +32,19 @@ void AppendIdKey(const TaskId& id, std::string* out);
 std::string IdKey(const TaskId& id);
 std::optional<TaskId> IdFromKey(std::string_view key);
 
-// Index keys: a one-byte kind, then the indexed value, then the 16-byte id. The id is always the
-// last 16 bytes, so "the key without its last 16 bytes" is the index prefix.
-//   's' state-byte id                       terminal records by state
-//   'q' varint(len) queue id                terminal records by queue (value: the state byte)
-//   'n' varint(len) name id                 terminal records by task name (value: the state byte)
-std::string StatePrefix(TaskState state);
-std::string QueuePrefix(std::string_view queue);
-std::string NamePrefix(std::string_view name);
+// Index key of a terminal record: one key per record, under the prefix of its (state, queue,
+// task name) combination, then the 16-byte id (empty value):
+//   't' state-byte varint(len) queue varint(len) name id
+// A filter on any of the three reads the prefixes that match it (there are few: terminal states
+// times queues times task names), each in id order. The encoding is prefix-free, so the keys of
+// one prefix are contiguous and sort by id.
+// (Stores of format 1 kept three keys per record instead: 's' state-byte id, 'q' varint(len)
+// queue id and 'n' varint(len) name id; opening such a store rewrites them.)
+std::string IndexPrefix(TaskState state, std::string_view queue, std::string_view name);
+// Parses an index prefix (a key without its last 16 bytes); false when malformed.
+bool ParseIndexPrefix(std::string_view prefix, TaskState* state, std::string* queue,
+                      std::string* name);
+inline constexpr char kIndexKind = 't';
 
 // Key of a persisted terminal-count: 'c' varint(len) queue state-byte; value: fixed 8-byte LE.
 std::string CountKey(std::string_view queue, TaskState state);

@@ -38,7 +38,10 @@ namespace fs = std::filesystem;
 using StateCounts = std::array<uint64_t, kTaskStateCount>;
 
 constexpr std::string_view kFormatKey = "format";
-constexpr std::string_view kFormatValue = "bmos-task-store 1";
+// Format 2: one index key per terminal record (record_codec.h). Format 1 (three index keys per
+// record) is rewritten to 2 by a read-write open (MigrateIndexFromFormat1).
+constexpr std::string_view kFormatValue = "bmos-task-store 2";
+constexpr std::string_view kFormat1Value = "bmos-task-store 1";
 constexpr size_t kBatchHeader = 12;  // WriteBatch rep: fixed64 sequence, fixed32 count
 constexpr size_t kMaxListLimit = 1000;
 
@@ -269,6 +272,13 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       if (!s.ok()) return FromRocks(s, where + ": cannot write the format marker");
     } else if (!s.ok()) {
       return OpenError(s);
+    } else if (format == kFormat1Value) {
+      if (options_.read_only) {
+        legacy_index_ = true;  // read as it is; filtered lists scan the records
+      } else if (Status m = MigrateIndexFromFormat1(); !m.ok()) {
+        return Status(m.code(),
+                      where + ": rewriting the index of a format-1 store: " + m.message());
+      }
     } else if (format != kFormatValue) {
       return Status::NotSupported(where + ": written in format '" + format +
                                   "'; this build reads '" + std::string(kFormatValue) + "'");
@@ -648,22 +658,51 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     return FromRocks(it->status(), "task store " + options_.path + ": read counts");
   }
 
+  // Rewrites a format-1 store's index (three keys per terminal record: 's', 'q' and 'n') as one
+  // key per record, in batches, then marks the store as format 2 in the batch that removes the
+  // old keys. A crash on the way leaves format 1 and the next open starts again (each step is
+  // idempotent). Runs at open, before the commit thread starts.
+  Status MigrateIndexFromFormat1() {
+    constexpr size_t kBatch = 10'000;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_[kDone]));
+    rocksdb::WriteBatch wb;
+    rocksdb::WriteOptions wo;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::optional<TaskId> id = codec::IdFromKey(ToView(it->key()));
+      if (!id) return Status::Corruption("malformed done key");
+      Result<TaskRecord> r = codec::DecodeRecord(*id, ToView(it->value()));
+      if (!r.ok()) return r.status();
+      const std::string key =
+          codec::IndexPrefix(r->state, r->spec->queue, r->spec->name) + codec::IdKey(*id);
+      wb.Put(cf_[kIndex], key, rocksdb::Slice());
+      if (wb.Count() >= kBatch) {
+        if (rocksdb::Status w = db_->Write(wo, &wb); !w.ok()) return FromRocks(w, "write");
+        wb.Clear();
+      }
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "read terminal records");
+    static_assert(codec::kIndexKind > 's', "the new index kind is outside the ranges removed");
+    for (const char kind : {'n', 'q', 's'}) {  // the old kinds; the new one ('t') sorts after
+      const char begin[1] = {kind};
+      const char end[1] = {static_cast<char>(kind + 1)};
+      wb.DeleteRange(cf_[kIndex], rocksdb::Slice(begin, 1), rocksdb::Slice(end, 1));
+    }
+    wb.Put(cf_[kMeta], kFormatKey, kFormatValue);
+    wo.sync = true;
+    if (rocksdb::Status w = db_->Write(wo, &wb); !w.ok()) return FromRocks(w, "write");
+    (void)db_->CompactRange(rocksdb::CompactRangeOptions(), cf_[kIndex], nullptr, nullptr);
+    return Status::Ok();
+  }
+
   // Index entries of a terminal record: added by a terminal write, removed by a purge. A purge
   // also removes the record itself; a terminal write moves it out of `live`.
   void AppendIndexEdits(const TaskRecord& r, const std::string& id_key, bool insert) {
-    const char state_byte = static_cast<char>(r.state);
-    std::string s = codec::StatePrefix(r.state) + id_key;
-    std::string q = codec::QueuePrefix(r.spec->queue) + id_key;
-    std::string n = codec::NamePrefix(r.spec->name) + id_key;
+    std::string key = codec::IndexPrefix(r.state, r.spec->queue, r.spec->name) + id_key;
     if (insert) {
-      scratch_batch_.Put(encode_cf_[kIndex].get(), s, rocksdb::Slice());
-      scratch_batch_.Put(encode_cf_[kIndex].get(), q, rocksdb::Slice(&state_byte, 1));
-      scratch_batch_.Put(encode_cf_[kIndex].get(), n, rocksdb::Slice(&state_byte, 1));
+      scratch_batch_.Put(encode_cf_[kIndex].get(), key, rocksdb::Slice());
     } else {
       scratch_batch_.Delete(encode_cf_[kDone].get(), id_key);
-      scratch_batch_.Delete(encode_cf_[kIndex].get(), s);
-      scratch_batch_.Delete(encode_cf_[kIndex].get(), q);
-      scratch_batch_.Delete(encode_cf_[kIndex].get(), n);
+      scratch_batch_.Delete(encode_cf_[kIndex].get(), key);
     }
   }
 
@@ -1043,59 +1082,101 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   }
 
   Status ListTerminal(const ListQuery& q, size_t want, std::vector<TaskRecord>* out) const {
-    // The narrowest index that the query allows; the record decides the other filters.
-    std::string prefix;
-    Cf cf = kIndex;
-    if (q.state) {
-      prefix = codec::StatePrefix(*q.state);
-    } else if (!q.queue.empty()) {
-      prefix = codec::QueuePrefix(q.queue);
-    } else if (!q.name.empty()) {
-      prefix = codec::NamePrefix(q.name);
-    } else {
-      cf = kDone;
-    }
     // One view for the index and the records (a secondary instance has no snapshots, and needs
     // none: it changes only when told to catch up, which it never is).
     const rocksdb::Snapshot* snapshot = options_.read_only ? nullptr : db_->GetSnapshot();
     rocksdb::ReadOptions ro;
     ro.snapshot = snapshot;
-    Status status = Status::Ok();
-    {
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_[cf]));
-      SeekNewestBefore(it.get(), prefix, q.before);
-      std::string value;
-      size_t added = 0;
-      for (; it->Valid() && added < want; it->Prev()) {
-        const std::string_view key = ToView(it->key());
-        if (key.size() != prefix.size() + codec::kIdKeySize || !key.starts_with(prefix)) break;
-        std::optional<TaskId> id = codec::IdFromKey(key.substr(prefix.size()));
-        if (!id) break;
-        std::string_view encoded;
-        if (cf == kDone) {
-          encoded = ToView(it->value());
-        } else {
-          rocksdb::Status s = db_->Get(ro, cf_[kDone], codec::IdKey(*id), &value);
-          if (s.IsNotFound()) continue;  // index ahead of a purge: skip
-          if (!s.ok()) {
-            status = FromRocks(s, "list tasks");
-            break;
-          }
-          encoded = value;
-        }
-        Result<TaskRecord> r = codec::DecodeRecord(*id, encoded);
-        if (!r.ok()) {
-          status = r.status();
-          break;
-        }
-        if (!q.Matches(*r)) continue;
-        out->push_back(std::move(*r));
-        ++added;
-      }
-      if (status.ok() && !it->status().ok()) status = FromRocks(it->status(), "list tasks");
-    }
+    const bool filtered = q.state || !q.queue.empty() || !q.name.empty();
+    // A store of format 1 that this (read-only) instance could not rewrite has no usable index:
+    // its records are filtered as they are read.
+    Status status =
+        filtered && !legacy_index_ ? ListByIndex(ro, q, want, out) : ListByScan(ro, q, want, out);
     if (snapshot != nullptr) db_->ReleaseSnapshot(snapshot);
     return status;
+  }
+
+  // Terminal records newest first from the `done` column family, filtered as they are read.
+  Status ListByScan(const rocksdb::ReadOptions& ro, const ListQuery& q, size_t want,
+                    std::vector<TaskRecord>* out) const {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_[kDone]));
+    SeekNewestBefore(it.get(), std::string(), q.before);
+    size_t added = 0;
+    for (; it->Valid() && added < want; it->Prev()) {
+      std::optional<TaskId> id = codec::IdFromKey(ToView(it->key()));
+      if (!id) return Status::Corruption("task store " + options_.path + ": malformed done key");
+      Result<TaskRecord> r = codec::DecodeRecord(*id, ToView(it->value()));
+      if (!r.ok()) return r.status();
+      if (!q.Matches(*r)) continue;
+      out->push_back(std::move(*r));
+      ++added;
+    }
+    return FromRocks(it->status(), "list tasks");
+  }
+
+  // Terminal records newest first through the index: the newest `want` ids (older than the
+  // cursor) of each (state, queue, name) prefix that matches the filters, merged; then their
+  // records.
+  Status ListByIndex(const rocksdb::ReadOptions& ro, const ListQuery& q, size_t want,
+                     std::vector<TaskRecord>* out) const {
+    std::vector<TaskId> ids;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_[kIndex]));
+      std::vector<std::string> prefixes;
+      if (Status s = MatchingIndexPrefixes(it.get(), q, &prefixes); !s.ok()) return s;
+      for (const std::string& prefix : prefixes) {
+        SeekNewestBefore(it.get(), prefix, q.before);
+        for (size_t n = 0; it->Valid() && n < want; it->Prev(), ++n) {
+          const std::string_view key = ToView(it->key());
+          if (key.size() != prefix.size() + codec::kIdKeySize || !key.starts_with(prefix)) break;
+          std::optional<TaskId> id = codec::IdFromKey(key.substr(prefix.size()));
+          if (!id) break;
+          ids.push_back(*id);
+        }
+        if (!it->status().ok()) return FromRocks(it->status(), "list tasks");
+      }
+    }
+    std::sort(ids.begin(), ids.end(), [](const TaskId& a, const TaskId& b) { return b < a; });
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    std::string value;
+    size_t added = 0;
+    for (const TaskId& id : ids) {
+      if (added == want) break;
+      rocksdb::Status s = db_->Get(ro, cf_[kDone], codec::IdKey(id), &value);
+      if (s.IsNotFound()) continue;  // index ahead of a purge (no snapshot): skip
+      if (!s.ok()) return FromRocks(s, "list tasks");
+      Result<TaskRecord> r = codec::DecodeRecord(id, value);
+      if (!r.ok()) return r.status();
+      if (!q.Matches(*r)) continue;
+      out->push_back(std::move(*r));
+      ++added;
+    }
+    return Status::Ok();
+  }
+
+  // The index prefixes (one per state, queue and task name that terminal records have) that
+  // match the query's filters, found by skipping from one prefix to the next: one seek each.
+  Status MatchingIndexPrefixes(rocksdb::Iterator* it, const ListQuery& q,
+                               std::vector<std::string>* out) const {
+    std::string scope(1, codec::kIndexKind);
+    if (q.state) scope.push_back(static_cast<char>(*q.state));
+    TaskState state;
+    std::string queue, name;
+    for (it->Seek(scope); it->Valid() && it->key().starts_with(scope);) {
+      const std::string_view key = ToView(it->key());
+      if (key.size() <= codec::kIdKeySize ||
+          !codec::ParseIndexPrefix(key.substr(0, key.size() - codec::kIdKeySize), &state, &queue,
+                                   &name)) {
+        return Status::Corruption("task store " + options_.path + ": malformed index key");
+      }
+      std::string prefix(key.substr(0, key.size() - codec::kIdKeySize));
+      if ((q.queue.empty() || queue == q.queue) && (q.name.empty() || name == q.name)) {
+        out->push_back(prefix);
+      }
+      prefix.append(codec::kIdKeySize, '\xff');  // after every id of this prefix
+      it->Seek(prefix);
+    }
+    return FromRocks(it->status(), "list tasks");
   }
 
   Status ListLive(const ListQuery& q, size_t want, std::vector<TaskRecord>* out) const {
@@ -1167,6 +1248,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   uint32_t batch_generation_ = 0;
   // Bumped by each commit that wakes writers; they sleep on it (FutexWaitBitset).
   std::atomic<uint32_t> answered_{0};
+  // A format-1 store opened read-only: its index is not rewritten, so not used (ListTerminal).
+  bool legacy_index_ = false;
   std::atomic<uint64_t> dropped_starts_{0};
   // Tasks that end in the batch at hand (DropSupersededStarts); commit thread only.
   boost::unordered_flat_set<TaskId, TaskIdHash> ended_;

@@ -1,6 +1,8 @@
 #include "storage/rocksdb_task_store.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,6 +11,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -117,6 +121,44 @@ TEST(RecordCodec, IdKeysSortAsIds) {
     EXPECT_EQ(codec::IdFromKey(codec::IdKey(IdFor(i))), IdFor(i));
   }
   EXPECT_FALSE(codec::IdFromKey("short").has_value());
+}
+
+TEST(RecordCodec, IndexPrefixesParseBackAndKeepTheirIdsTogether) {
+  struct Combo {
+    S state;
+    std::string queue, name;
+  };
+  const std::vector<Combo> combos = {
+      {S::kCompleted, "a", "bc"}, {S::kCompleted, "ab", "c"},
+      {S::kCompleted, "", "abc"}, {S::kCompleted, "abc", ""},
+      {S::kFailed, "a", "bc"},    {S::kCancelled, std::string(200, 'q'), "n"}};
+  for (const Combo& c : combos) {
+    const std::string prefix = codec::IndexPrefix(c.state, c.queue, c.name);
+    S state;
+    std::string queue, name;
+    ASSERT_TRUE(codec::ParseIndexPrefix(prefix, &state, &queue, &name));
+    EXPECT_EQ(state, c.state);
+    EXPECT_EQ(queue, c.queue);
+    EXPECT_EQ(name, c.name);
+    for (size_t cut = 0; cut < prefix.size(); ++cut) {
+      EXPECT_FALSE(codec::ParseIndexPrefix(prefix.substr(0, cut), &state, &queue, &name));
+    }
+    EXPECT_FALSE(codec::ParseIndexPrefix(prefix + "x", &state, &queue, &name));
+    std::string bad_state = prefix;
+    bad_state[1] = 9;
+    EXPECT_FALSE(codec::ParseIndexPrefix(bad_state, &state, &queue, &name));
+  }
+  // All keys of one prefix sort before all keys of another, or all after: a prefix's ids are
+  // one contiguous run (what ListByIndex and its skipping from prefix to prefix rely on).
+  const std::string lowest(codec::kIdKeySize, '\0'), highest(codec::kIdKeySize, '\xff');
+  for (const Combo& a : combos) {
+    for (const Combo& b : combos) {
+      const std::string pa = codec::IndexPrefix(a.state, a.queue, a.name);
+      const std::string pb = codec::IndexPrefix(b.state, b.queue, b.name);
+      if (pa == pb) continue;
+      EXPECT_NE(pa + highest < pb + lowest, pb + highest < pa + lowest) << pa << " / " << pb;
+    }
+  }
 }
 
 TEST(RocksDbTaskStore, KeepsRecordsAcrossReopen) {
@@ -312,6 +354,204 @@ TEST(RocksDbTaskStore, ListsNewestFirstWithFiltersAndCursor) {
   ListQuery bad;
   bad.limit = 0;
   EXPECT_EQ(store->List(bad).status().code(), Status::Code::kInvalidArgument);
+}
+
+// Every combination of the three filters, paged with a small limit, against the answer worked
+// out from the records: the index's prefixes are merged newest first, the cursor respected.
+TEST(RocksDbTaskStore, ListsEveryFilterCombinationThroughTheIndex) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path(), Durability::kAsync);
+  const S states[] = {S::kCompleted, S::kFailed, S::kCancelled};
+  const char* queues[] = {"default", "ml"};
+  const char* names[] = {"a", "b", "c", "dd"};
+  struct Meta {
+    S state;
+    std::string queue, name;
+  };
+  std::vector<Meta> meta;
+  for (uint64_t i = 0; i < 90; ++i) {
+    // Terminal in an order unlike their ids, so no prefix holds a run of consecutive ids.
+    const S state = states[(i * 7) % 3];
+    TaskRecord r = MakeRecord(i, queues[(i / 3) % 2], names[(i * 5) % 4]);
+    ASSERT_TRUE(WriteOne(*store, r).ok());
+    meta.push_back({state, r.spec->queue, r.spec->name});
+  }
+  for (uint64_t k = 0; k < 90; ++k) {
+    const uint64_t i = (k * 37) % 90;
+    TaskRecord r = MakeRecord(i, meta[i].queue, meta[i].name);
+    ASSERT_TRUE(WriteOne(*store, With(r, meta[i].state)).ok());
+  }
+  for (uint64_t i = 90; i < 95; ++i) ASSERT_TRUE(WriteOne(*store, MakeRecord(i)).ok());  // live
+
+  std::vector<std::optional<S>> state_filters = {std::nullopt, S::kCompleted, S::kFailed,
+                                                 S::kCancelled};
+  std::vector<std::string> queue_filters = {"", "default", "ml", "nope"};
+  std::vector<std::string> name_filters = {"", "a", "b", "c", "dd", "d"};
+  int queries = 0;
+  for (const auto& state : state_filters) {
+    for (const std::string& queue : queue_filters) {
+      for (const std::string& name : name_filters) {
+        std::vector<uint64_t> expected;
+        for (uint64_t i = 90; i-- > 0;) {
+          if ((!state || meta[i].state == *state) && (queue.empty() || meta[i].queue == queue) &&
+              (name.empty() || meta[i].name == name)) {
+            expected.push_back(i);
+          }
+        }
+        ListQuery q;
+        q.terminal_only = true;
+        q.state = state;
+        q.queue = queue;
+        q.name = name;
+        q.limit = 4;
+        std::vector<uint64_t> seen;
+        for (int pages = 0; pages < 40; ++pages) {
+          auto page = store->List(q);
+          ASSERT_TRUE(page.ok()) << page.status().ToString();
+          ASSERT_LE(page->records.size(), 4u);
+          for (uint64_t i : Indexes(*page)) seen.push_back(i);
+          if (!page->next_cursor) break;
+          q.before = page->next_cursor;
+        }
+        EXPECT_EQ(seen, expected) << "state " << (state ? static_cast<int>(*state) : -1)
+                                  << " queue '" << queue << "' name '" << name << "'";
+        ++queries;
+      }
+    }
+  }
+  EXPECT_EQ(queries, 96);
+}
+
+// The store's column families, opened with plain RocksDB (the store at `path` closed).
+struct RawStore {
+  explicit RawStore(const std::string& path) {
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (const char* name : {"default", "live", "done", "index", "jobs"}) {
+      cfs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    rocksdb::DB* raw = nullptr;
+    status = rocksdb::DB::Open(rocksdb::DBOptions(), path, cfs, &cf, &raw);
+    db.reset(raw);
+  }
+  ~RawStore() {
+    for (rocksdb::ColumnFamilyHandle* h : cf) (void)db->DestroyColumnFamilyHandle(h);
+    if (db) (void)db->Close();
+  }
+  // Index keys by their first byte (their kind).
+  std::map<char, size_t> IndexKinds() {
+    std::map<char, size_t> out;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf[3]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++out[it->key()[0]];
+    return out;
+  }
+  std::string Format() {
+    std::string v;
+    (void)db->Get(rocksdb::ReadOptions(), cf[0], "format", &v);
+    return v;
+  }
+  rocksdb::Status status;
+  std::vector<rocksdb::ColumnFamilyHandle*> cf;
+  std::unique_ptr<rocksdb::DB> db;
+};
+
+// Rewrites a closed store as format 1 kept it: three index keys per terminal record ('s' state,
+// 'q' queue and 'n' name; strings as a one-byte length, enough for these tests).
+void DowngradeToFormat1(const std::string& path) {
+  RawStore raw(path);
+  ASSERT_TRUE(raw.status.ok()) << raw.status.ToString();
+  rocksdb::WriteBatch wb;
+  std::unique_ptr<rocksdb::Iterator> it(raw.db->NewIterator(rocksdb::ReadOptions(), raw.cf[3]));
+  for (it->SeekToFirst(); it->Valid(); it->Next())
+    ASSERT_TRUE(wb.Delete(raw.cf[3], it->key()).ok());
+  it.reset(raw.db->NewIterator(rocksdb::ReadOptions(), raw.cf[2]));
+  auto keyed = [](char kind, const std::string& value) {
+    return std::string(1, kind) + static_cast<char>(value.size()) + value;
+  };
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string id_key = it->key().ToString();
+    auto r = codec::DecodeRecord(*codec::IdFromKey(id_key), it->value().ToString());
+    ASSERT_TRUE(r.ok());
+    const std::string state(1, static_cast<char>(r->state));
+    ASSERT_TRUE(wb.Put(raw.cf[3], "s" + state + id_key, "").ok());
+    ASSERT_TRUE(wb.Put(raw.cf[3], keyed('q', r->spec->queue) + id_key, state).ok());
+    ASSERT_TRUE(wb.Put(raw.cf[3], keyed('n', r->spec->name) + id_key, state).ok());
+  }
+  ASSERT_TRUE(wb.Put(raw.cf[0], "format", "bmos-task-store 1").ok());
+  it.reset();
+  ASSERT_TRUE(raw.db->Write(rocksdb::WriteOptions(), &wb).ok());
+}
+
+// A store written by format 1 (three index keys per terminal record) is read as it is by a
+// read-only open and rewritten to one key per record by the first read-write open; listing
+// answers the same throughout.
+TEST(RocksDbTaskStore, RewritesTheIndexOfAFormat1Store) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.path(), Durability::kAsync);
+    for (uint64_t i = 0; i < 30; ++i) {
+      TaskRecord r = MakeRecord(i, i % 2 ? "ml" : "default", i % 3 ? "a" : "b");
+      ASSERT_TRUE(WriteOne(*store, r).ok());
+      if (i < 24) {
+        ASSERT_TRUE(WriteOne(*store, With(r, i % 3 == 1 ? S::kFailed : S::kCompleted)).ok());
+      }
+    }
+  }
+  ASSERT_NO_FATAL_FAILURE(DowngradeToFormat1(dir.path()));
+  {
+    RawStore raw(dir.path());
+    ASSERT_TRUE(raw.status.ok());
+    EXPECT_EQ(raw.IndexKinds(), (std::map<char, size_t>{{'n', 24}, {'q', 24}, {'s', 24}}));
+  }
+  auto failed_ml = [&](TaskStore& store) {
+    ListQuery q;
+    q.state = S::kFailed;
+    q.queue = "ml";
+    auto page = store.List(q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    return page.ok() ? Indexes(*page) : std::vector<uint64_t>{};
+  };
+  auto by_name = [&](TaskStore& store) {
+    ListQuery q;
+    q.name = "b";
+    q.terminal_only = true;
+    auto page = store.List(q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    return page.ok() ? Indexes(*page) : std::vector<uint64_t>{};
+  };
+  const std::vector<uint64_t> want_failed_ml = {19, 13, 7, 1};
+  const std::vector<uint64_t> want_b = {21, 18, 15, 12, 9, 6, 3, 0};
+  {
+    RocksDbStoreOptions o;
+    o.path = dir.path();
+    o.read_only = true;
+    auto reader = RocksDbTaskStore::Open(o);
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    EXPECT_EQ(failed_ml(**reader), want_failed_ml);
+    EXPECT_EQ(by_name(**reader), want_b);
+  }
+  {
+    RawStore raw(dir.path());
+    ASSERT_TRUE(raw.status.ok());
+    EXPECT_EQ(raw.Format(), "bmos-task-store 1") << "a read-only open changes nothing";
+  }
+  {
+    auto store = OpenOrDie(dir.path(), Durability::kAsync);
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(failed_ml(*store), want_failed_ml);
+    EXPECT_EQ(by_name(*store), want_b);
+    ListQuery failed;
+    failed.state = S::kFailed;
+    auto page = store->List(failed);
+    ASSERT_TRUE(page.ok());
+    EXPECT_EQ(Indexes(*page), (std::vector<uint64_t>{22, 19, 16, 13, 10, 7, 4, 1}));
+    // New terminal records join the rewritten index.
+    ASSERT_TRUE(WriteOne(*store, With(MakeRecord(25, "ml", "a"), S::kFailed)).ok());
+    EXPECT_EQ(failed_ml(*store), (std::vector<uint64_t>{25, 19, 13, 7, 1}));
+  }
+  RawStore raw(dir.path());
+  ASSERT_TRUE(raw.status.ok());
+  EXPECT_EQ(raw.Format(), "bmos-task-store 2");
+  EXPECT_EQ(raw.IndexKinds(), (std::map<char, size_t>{{'t', 25}}));
 }
 
 TEST(RocksDbTaskStore, PurgesByAgeAndByCountInBatches) {
