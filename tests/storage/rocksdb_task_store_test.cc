@@ -720,6 +720,98 @@ TEST(RocksDbTaskStore, AsyncIdleWritesCommitInlineAndConcurrentOnesKeepTheirOrde
   EXPECT_EQ(Count(*counts, "default", S::kRunning), 0u);
 }
 
+// Answers come in the order of the writes, whichever thread gives them: the answer thread for
+// commits of the commit thread, the writer itself for a write it committed inline (`async`, idle
+// store). One writer alternates a write that never goes inline with one that may and that it
+// waits for (as an enqueue does), with pauses that let the first be committed, and its answer
+// still be on its way, when the second comes.
+TEST(RocksDbTaskStore, WritesAreAnsweredInTheirOrder) {
+  class Numbered final : public WriteCallback {
+   public:
+    Numbered(std::vector<int>* order, std::mutex* mu, int n, bool waits)
+        : order_(order), mu_(mu), n_(n), waits_(waits) {}
+    void OnWritten(const Status& status) override {
+      EXPECT_TRUE(status.ok()) << status.ToString();
+      {
+        std::lock_guard<std::mutex> lock(*mu_);
+        order_->push_back(n_);
+      }
+      answered.store(true, std::memory_order_release);
+    }
+    bool caller_waits() const override { return waits_; }
+    std::atomic<bool> answered{false};
+
+   private:
+    std::vector<int>* order_;
+    std::mutex* mu_;
+    int n_;
+    bool waits_;
+  };
+  for (Durability mode : {Durability::kAsync, Durability::kSync}) {
+    TempDir dir;
+    auto store = OpenOrDie(dir.path(), mode);
+    constexpr int kWrites = 800;
+    std::vector<int> order;
+    std::mutex mu;
+    std::vector<std::unique_ptr<Numbered>> callbacks;
+    for (int i = 0; i < kWrites; ++i) {
+      const bool waits = i % 2 == 1;
+      callbacks.push_back(std::make_unique<Numbered>(&order, &mu, i, waits));
+      Numbered* cb = callbacks.back().get();
+      const TaskRecord r = MakeRecord(static_cast<uint64_t>(i));
+      store->WriteAsync({&r, 1}, cb);
+      if (!waits) {
+        std::this_thread::sleep_for(std::chrono::microseconds(20 * (i % 16)));
+        continue;
+      }
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!cb->answered.load(std::memory_order_acquire) &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+      }
+      ASSERT_TRUE(cb->answered.load()) << "write " << i << " not answered in 10 s";
+    }
+    ASSERT_TRUE(store->Flush().ok());
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(order.size(), static_cast<size_t>(kWrites));
+    for (int i = 0; i < kWrites; ++i) ASSERT_EQ(order[i], i) << "durability " << ToString(mode);
+  }
+}
+
+// A callback that writes again when told of its write (as the engine does) keeps the store busy
+// while it closes: every such write is committed before the store is gone.
+TEST(RocksDbTaskStore, WritesSubmittedByAnswersWhileClosingAreCommitted) {
+  class Chain final : public WriteCallback {
+   public:
+    explicit Chain(uint64_t last) : last_(last) {}
+    void OnWritten(const Status& status) override {
+      EXPECT_TRUE(status.ok()) << status.ToString();
+      const uint64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+      if (i > last_) return;
+      const TaskRecord r = MakeRecord(i);
+      store_->WriteAsync({&r, 1}, this);
+    }
+    TaskStore* store_ = nullptr;
+
+   private:
+    const uint64_t last_;
+    std::atomic<uint64_t> next_{1};
+  };
+  TempDir dir;
+  constexpr uint64_t kLast = 300;
+  Chain chain(kLast);
+  {
+    auto store = OpenOrDie(dir.path(), Durability::kAsync);
+    ASSERT_NE(store, nullptr);
+    chain.store_ = store.get();
+    const TaskRecord first = MakeRecord(0);
+    store->WriteAsync({&first, 1}, &chain);
+  }  // closes the store while the chain goes on
+  auto store = OpenOrDie(dir.path(), Durability::kAsync);
+  ASSERT_NE(store, nullptr);
+  for (uint64_t i = 0; i <= kLast; ++i) EXPECT_TRUE(store->Get(IdFor(i)).ok()) << i;
+}
+
 TEST(RocksDbTaskStore, SecondOpenOfTheSameDirectoryIsRefused) {
   TempDir dir;
   auto first = OpenOrDie(dir.path());
