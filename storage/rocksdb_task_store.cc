@@ -617,6 +617,9 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   static constexpr size_t kLazyAsyncMinBatch = 8;
   // How long the commit thread looks for a waited-for write before it sleeps.
   static constexpr std::chrono::microseconds kSpinBeforeSleep{50};
+  // A commit of at most this many writes is answered by the commit thread itself when no
+  // answer is pending (CommitLoop); larger ones go to the answer thread.
+  static constexpr size_t kAnswerHereUpTo = 8;
   // After a failed write, how long writes fail fast before the next reopen attempt.
   static constexpr std::chrono::milliseconds kReopenInterval{1000};
 
@@ -927,7 +930,15 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
           ++end;
         }
         const std::span<Request*> part(batch.data() + begin, end - begin);
-        HandToAnswerer(part, Commit(part));
+        Status status = Commit(part);
+        // A small commit with no answer before it is answered here: handing it over would only
+        // add a wake-up to its writers' wait (one enqueue at a time, in `sync`, waits ~15% longer).
+        if (part.size() <= kAnswerHereUpTo &&
+            answers_pending_.load(std::memory_order_acquire) == 0) {
+          Answer(part, status);
+        } else {
+          HandToAnswerer(part, std::move(status));
+        }
         begin = end;
       }
       batch.clear();

@@ -721,10 +721,10 @@ TEST(RocksDbTaskStore, AsyncIdleWritesCommitInlineAndConcurrentOnesKeepTheirOrde
 }
 
 // Answers come in the order of the writes, whichever thread gives them: the answer thread for
-// commits of the commit thread, the writer itself for a write it committed inline (`async`, idle
-// store). One writer alternates a write that never goes inline with one that may and that it
-// waits for (as an enqueue does), with pauses that let the first be committed, and its answer
-// still be on its way, when the second comes.
+// large commits of the commit thread, the commit thread itself for small ones, the writer for a
+// write it committed inline (`async`, idle store). One writer sends bursts of writes that never
+// go inline and whose callbacks are slow (so that the answers of a burst are still being given
+// for a while), then one that may go inline and that it waits for (as an enqueue does).
 TEST(RocksDbTaskStore, WritesAreAnsweredInTheirOrder) {
   class Numbered final : public WriteCallback {
    public:
@@ -732,6 +732,7 @@ TEST(RocksDbTaskStore, WritesAreAnsweredInTheirOrder) {
         : order_(order), mu_(mu), n_(n), waits_(waits) {}
     void OnWritten(const Status& status) override {
       EXPECT_TRUE(status.ok()) << status.ToString();
+      if (!waits_) std::this_thread::sleep_for(std::chrono::microseconds(100));
       {
         std::lock_guard<std::mutex> lock(*mu_);
         order_->push_back(n_);
@@ -750,20 +751,18 @@ TEST(RocksDbTaskStore, WritesAreAnsweredInTheirOrder) {
   for (Durability mode : {Durability::kAsync, Durability::kSync}) {
     TempDir dir;
     auto store = OpenOrDie(dir.path(), mode);
-    constexpr int kWrites = 800;
+    constexpr int kBurst = 20, kRounds = 30, kWrites = kRounds * (kBurst + 1);
     std::vector<int> order;
     std::mutex mu;
     std::vector<std::unique_ptr<Numbered>> callbacks;
     for (int i = 0; i < kWrites; ++i) {
-      const bool waits = i % 2 == 1;
+      const bool waits = i % (kBurst + 1) == kBurst;
       callbacks.push_back(std::make_unique<Numbered>(&order, &mu, i, waits));
       Numbered* cb = callbacks.back().get();
       const TaskRecord r = MakeRecord(static_cast<uint64_t>(i));
+      if (waits) std::this_thread::sleep_for(std::chrono::microseconds(300));
       store->WriteAsync({&r, 1}, cb);
-      if (!waits) {
-        std::this_thread::sleep_for(std::chrono::microseconds(20 * (i % 16)));
-        continue;
-      }
+      if (!waits) continue;
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
       while (!cb->answered.load(std::memory_order_acquire) &&
              std::chrono::steady_clock::now() < deadline) {
