@@ -491,9 +491,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     if (db_ == nullptr) return Unready();
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_[kLive]));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      std::optional<TaskId> id = codec::IdFromKey(ToView(it->key()));
-      if (!id) return Status::Corruption("task store " + options_.path + ": malformed live key");
-      Result<TaskRecord> r = codec::DecodeRecord(*id, ToView(it->value()));
+      Result<TaskRecord> r = RecordAt(*it, "live");
       if (!r.ok()) return r.status();
       visit(*r);
     }
@@ -522,9 +520,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     // records are created after the cutoff none further on can have completed before it.
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_[kDone]));
     for (it->SeekToFirst(); it->Valid() && victims.size() < max_batch; it->Next()) {
-      std::optional<TaskId> id = codec::IdFromKey(ToView(it->key()));
-      if (!id) return Status::Corruption("task store " + options_.path + ": malformed done key");
-      Result<TaskRecord> r = codec::DecodeRecord(*id, ToView(it->value()));
+      Result<TaskRecord> r = RecordAt(*it, "done");
       if (!r.ok()) return r.status();
       const bool too_old = r->completed_ms < options.completed_before_ms;
       if (excess > 0 || too_old) {
@@ -625,6 +621,17 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
   static std::string_view ToView(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
+  // The record under the position of an iterator over `live` or `done` (`family` names it in
+  // the error about a malformed key).
+  Result<TaskRecord> RecordAt(const rocksdb::Iterator& it, std::string_view family) const {
+    std::optional<TaskId> id = codec::IdFromKey(ToView(it.key()));
+    if (!id) {
+      return Status::Corruption("task store " + options_.path + ": malformed " +
+                                std::string(family) + " key");
+    }
+    return codec::DecodeRecord(*id, ToView(it.value()));
+  }
+
   Status Unready() const {
     return Status::Unavailable("task store " + options_.path +
                                " is closed after a write error and could not be reopened yet");
@@ -681,12 +688,10 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     rocksdb::WriteBatch wb;
     rocksdb::WriteOptions wo;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      std::optional<TaskId> id = codec::IdFromKey(ToView(it->key()));
-      if (!id) return Status::Corruption("malformed done key");
-      Result<TaskRecord> r = codec::DecodeRecord(*id, ToView(it->value()));
+      Result<TaskRecord> r = RecordAt(*it, "done");
       if (!r.ok()) return r.status();
       const std::string key =
-          codec::IndexPrefix(r->state, r->spec->queue, r->spec->name) + codec::IdKey(*id);
+          codec::IndexPrefix(r->state, r->spec->queue, r->spec->name) + codec::IdKey(r->id());
       wb.Put(cf_[kIndex], key, rocksdb::Slice());
       if (wb.Count() >= kBatch) {
         if (rocksdb::Status w = db_->Write(wo, &wb); !w.ok()) return FromRocks(w, "write");
@@ -1171,9 +1176,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     SeekNewestBefore(it.get(), std::string(), q.before);
     size_t added = 0;
     for (; it->Valid() && added < want; it->Prev()) {
-      std::optional<TaskId> id = codec::IdFromKey(ToView(it->key()));
-      if (!id) return Status::Corruption("task store " + options_.path + ": malformed done key");
-      Result<TaskRecord> r = codec::DecodeRecord(*id, ToView(it->value()));
+      Result<TaskRecord> r = RecordAt(*it, "done");
       if (!r.ok()) return r.status();
       if (!q.Matches(*r)) continue;
       out->push_back(std::move(*r));
@@ -1257,9 +1260,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       const std::string_view value = ToView(it->value());
       if (Status s = codec::PeekStateAndQueue(value, &state, &queue); !s.ok()) return s;
       if ((q.state && state != *q.state) || (!q.queue.empty() && queue != q.queue)) continue;
-      std::optional<TaskId> id = codec::IdFromKey(ToView(it->key()));
-      if (!id) return Status::Corruption("task store " + options_.path + ": malformed live key");
-      Result<TaskRecord> r = codec::DecodeRecord(*id, value);
+      Result<TaskRecord> r = RecordAt(*it, "live");
       if (!r.ok()) return r.status();
       if (!q.Matches(*r)) continue;
       out->push_back(std::move(*r));
