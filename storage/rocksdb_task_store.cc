@@ -443,7 +443,9 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       if (Status s = ListTerminal(query, want, &found); !s.ok()) return s;
     }
     if (!query.terminal_only && (!query.state || IsLiveState(*query.state))) {
-      if (Status s = ListLive(query, want, &found); !s.ok()) return s;
+      if (Status s = ListByScan(rocksdb::ReadOptions(), kLive, query, want, &found); !s.ok()) {
+        return s;
+      }
     }
     std::sort(found.begin(), found.end(),
               [](const TaskRecord& a, const TaskRecord& b) { return b.id() < a.id(); });
@@ -1163,26 +1165,33 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     const bool filtered = q.state || !q.queue.empty() || !q.name.empty();
     // A store of format 1 that this (read-only) instance could not rewrite has no usable index:
     // its records are filtered as they are read.
-    Status status =
-        filtered && !legacy_index_ ? ListByIndex(ro, q, want, out) : ListByScan(ro, q, want, out);
+    Status status = filtered && !legacy_index_ ? ListByIndex(ro, q, want, out)
+                                               : ListByScan(ro, kDone, q, want, out);
     if (snapshot != nullptr) db_->ReleaseSnapshot(snapshot);
     return status;
   }
 
-  // Terminal records newest first from the `done` column family, filtered as they are read.
-  Status ListByScan(const rocksdb::ReadOptions& ro, const ListQuery& q, size_t want,
+  // Records of `cf` (`live` or `done`) newest first, filtered as they are read: by state and
+  // queue from the record's first bytes, then by the whole record.
+  Status ListByScan(const rocksdb::ReadOptions& ro, Cf cf, const ListQuery& q, size_t want,
                     std::vector<TaskRecord>* out) const {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_[kDone]));
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_[cf]));
     SeekNewestBefore(it.get(), std::string(), q.before);
     size_t added = 0;
+    TaskState state;
+    std::string queue;
     for (; it->Valid() && added < want; it->Prev()) {
-      Result<TaskRecord> r = RecordAt(*it, "done");
+      if (Status s = codec::PeekStateAndQueue(ToView(it->value()), &state, &queue); !s.ok()) {
+        return s;
+      }
+      if ((q.state && state != *q.state) || (!q.queue.empty() && queue != q.queue)) continue;
+      Result<TaskRecord> r = RecordAt(*it, kCfNames[cf]);
       if (!r.ok()) return r.status();
       if (!q.Matches(*r)) continue;
       out->push_back(std::move(*r));
       ++added;
     }
-    return FromRocks(it->status(), "list tasks");
+    return FromRocks(it->status(), cf == kLive ? "list live tasks" : "list tasks");
   }
 
   // Terminal records newest first through the index: the newest `want` ids (older than the
@@ -1248,25 +1257,6 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       it->Seek(prefix);
     }
     return FromRocks(it->status(), "list tasks");
-  }
-
-  Status ListLive(const ListQuery& q, size_t want, std::vector<TaskRecord>* out) const {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_[kLive]));
-    SeekNewestBefore(it.get(), "", q.before);
-    size_t added = 0;
-    TaskState state;
-    std::string queue;
-    for (; it->Valid() && added < want; it->Prev()) {
-      const std::string_view value = ToView(it->value());
-      if (Status s = codec::PeekStateAndQueue(value, &state, &queue); !s.ok()) return s;
-      if ((q.state && state != *q.state) || (!q.queue.empty() && queue != q.queue)) continue;
-      Result<TaskRecord> r = RecordAt(*it, "live");
-      if (!r.ok()) return r.status();
-      if (!q.Matches(*r)) continue;
-      out->push_back(std::move(*r));
-      ++added;
-    }
-    return FromRocks(it->status(), "list live tasks");
   }
 
   const RocksDbStoreOptions options_;
