@@ -12,6 +12,7 @@
 
 #include "engine/internal/engine_impl.h"
 #include "engine/internal/percentiles.h"
+#include "engine/internal/task_pool.h"
 #include "storage/memory_task_store.h"
 #include "storage/rocksdb_task_store.h"
 
@@ -103,11 +104,7 @@ EngineImpl::EngineImpl(EngineOptions options)
   jitter_rng_.seed(seed);
 }
 
-EngineImpl::~EngineImpl() {
-  (void)Stop(std::chrono::milliseconds(0));
-  Task* t;
-  while (recycled_.try_dequeue(t)) delete t;
-}
+EngineImpl::~EngineImpl() { (void)Stop(std::chrono::milliseconds(0)); }
 
 Status EngineImpl::Validate(const EngineOptions& o) {
   if (o.groups.empty())
@@ -1137,8 +1134,7 @@ void EngineImpl::Retire(Task* t) {
 }
 
 std::unique_ptr<Task> EngineImpl::AllocateTask() {
-  Task* t;
-  if (recycled_.try_dequeue(t)) return std::unique_ptr<Task>(t);
+  if (Task* t = internal::TakePooledTask()) return std::unique_ptr<Task>(t);
   return std::make_unique<Task>();
 }
 
@@ -1172,10 +1168,6 @@ void ResetForReuse(TaskRecord& r) {
 }  // namespace
 
 void EngineImpl::RecycleTask(Task* t) {
-  if (recycled_.size_approx() >= kMaxRecycled) {
-    delete t;
-    return;
-  }
   // Back to a fresh task's state; the queue hand-off publishes these writes to the next user.
   // Field by field, keeping small string buffers for the next task (a fresh record and a move
   // into this one cost about as much as the rest of the recycling).
@@ -1190,7 +1182,7 @@ void EngineImpl::RecycleTask(Task* t) {
   t->retry_at_us = 0;
   t->rewrite_outcome = false;
   t->cancel_in_flight = false;
-  recycled_.enqueue(t);
+  internal::GivePooledTask(t);
 }
 
 void EngineImpl::OnDue(Task* t) {

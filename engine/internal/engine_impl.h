@@ -210,11 +210,6 @@ class EngineImpl final : public TaskRunner {
 
   std::unique_ptr<internal::DelayTimer> timer_;
 
-  // Finished Task objects kept for reuse: workers put them back, enqueues take them, saving a
-  // malloc and a cross-thread free per task. At most kMaxRecycled are kept.
-  static constexpr size_t kMaxRecycled = 4096;
-  moodycamel::ConcurrentQueue<internal::Task*> recycled_;
-
   std::mutex jitter_mu_;
   std::mt19937_64 jitter_rng_;  // GUARDED_BY(jitter_mu_)
 
