@@ -545,13 +545,21 @@ void EngineImpl::Admit(std::span<Prepared> prepared, const std::vector<bool>& cr
   DispatchAll(admitted, steady_us);
 }
 
-void EngineImpl::CollectRecords(std::span<Prepared> prepared, const std::vector<bool>& create,
-                                std::vector<TaskRecord>& records) const {
-  if (!persist_live_) return;
-  records.reserve(prepared.size());
-  for (size_t i = 0; i < prepared.size(); ++i) {
-    if (create.empty() || create[i]) records.push_back(prepared[i].task->rec);
+std::span<const TaskRecord> EngineImpl::RecordsToWrite(std::span<Prepared> prepared,
+                                                       const std::vector<bool>& create,
+                                                       std::vector<TaskRecord>& storage) const {
+  if (!persist_live_) return {};
+  // One task (the hot path): its own record, read in place. The store copies what it writes
+  // before WriteAsync or WriteAndThen returns, and nobody else reaches the task before that.
+  if (prepared.size() == 1) {
+    if (!create.empty() && !create[0]) return {};
+    return std::span<const TaskRecord>(&prepared[0].task->rec, 1);
   }
+  storage.reserve(prepared.size());
+  for (size_t i = 0; i < prepared.size(); ++i) {
+    if (create.empty() || create[i]) storage.push_back(prepared[i].task->rec);
+  }
+  return storage;
 }
 
 Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest> requests,
@@ -584,8 +592,8 @@ Result<std::vector<EnqueueResult>> EngineImpl::Enqueue(std::span<EnqueueRequest>
       result_span[i] = {prepared[i].task->id(), TaskState::kPending, true};
     }
   }
-  std::vector<TaskRecord> records;
-  CollectRecords(prepared, create, records);
+  std::vector<TaskRecord> storage;
+  const std::span<const TaskRecord> records = RecordsToWrite(prepared, create, storage);
   Status written = Status::Ok();
   // Tasks admitted after a store write become runnable then (their queue wait starts at the
   // dispatch); without one (memory mode) the enqueue's own reading is still fresh.
@@ -614,7 +622,7 @@ class EngineImpl::AsyncEnqueue final : public storage::WriteCallback {
 
   void OnWritten(const Status& status) override {
     AdmittedList admitted;
-    if (status.ok()) engine_->Index(prepared, create, admitted);
+    if (status.ok()) engine_->Index(PreparedSpan(), create, admitted);
     engine_->SettleKeys(reserved, status.ok());
     EngineImpl* engine = engine_;
     EnqueueCallback done = std::move(done_);
@@ -632,11 +640,12 @@ class EngineImpl::AsyncEnqueue final : public storage::WriteCallback {
   // A client is waiting for the answer: commit at once rather than lazily.
   bool caller_waits() const override { return true; }
 
-  std::vector<Prepared> prepared;
+  // One request (the usual case) without a heap allocation.
+  boost::container::small_vector<EngineImpl::Prepared, 1> prepared;
+  std::span<EngineImpl::Prepared> PreparedSpan() { return {prepared.data(), prepared.size()}; }
   std::vector<bool> create;
   ReservedKeys reserved;
   std::vector<EnqueueResult> results;
-  std::vector<TaskRecord> records;
 
  private:
   EngineImpl* engine_;
@@ -648,25 +657,27 @@ void EngineImpl::EnqueueAsync(std::vector<EnqueueRequest> requests, EnqueueCallb
   op->prepared.resize(requests.size());
   bool has_keys = false;
   int64_t steady_us = 0;  // not needed: OnWritten dispatches, reading the clock then
-  if (Status s = PrepareAll(requests, op->prepared, &has_keys, &steady_us); !s.ok()) {
+  if (Status s = PrepareAll(requests, op->PreparedSpan(), &has_keys, &steady_us); !s.ok()) {
     op.release()->OnWritten(s);  // nothing was reserved or written: answers, frees the op
     return;
   }
   op->results.resize(op->prepared.size());
-  if (has_keys) ReserveKeys(op->prepared, op->results, op->create, op->reserved);
+  if (has_keys) ReserveKeys(op->PreparedSpan(), op->results, op->create, op->reserved);
   for (size_t i = 0; i < op->prepared.size(); ++i) {
     if (op->create.empty() || op->create[i]) {
       op->results[i] = {op->prepared[i].task->id(), TaskState::kPending, true};
     }
   }
-  CollectRecords(op->prepared, op->create, op->records);
+  std::vector<TaskRecord> storage;
+  const std::span<const TaskRecord> records =
+      RecordsToWrite(op->PreparedSpan(), op->create, storage);
   AsyncEnqueue* raw = op.release();
-  if (raw->records.empty()) {
+  if (records.empty()) {
     raw->OnWritten(Status::Ok());
   } else {
-    // The records live in the op, which the store's callback frees only after it is done
-    // with them.
-    store_->WriteAsync(raw->records, raw);
+    // The store copies the records before WriteAsync returns (its callback, which frees the op
+    // and dispatches the tasks, may even run before that, on this thread, after the copy).
+    store_->WriteAsync(records, raw);
   }
 }
 

@@ -135,9 +135,12 @@ class EngineImpl final : public TaskRunner {
   void DispatchAll(const AdmittedList& admitted, int64_t steady_us = 0);
   // Index, then DispatchAll.
   void Admit(std::span<Prepared> prepared, const std::vector<bool>& create, int64_t steady_us);
-  // The records to write for the tasks to create (none in memory mode).
-  void CollectRecords(std::span<Prepared> prepared, const std::vector<bool>& create,
-                      std::vector<TaskRecord>& records) const;
+  // The records to write for the tasks to create (none in memory mode): one task's record in
+  // place, several copied into `storage`. Valid until the tasks are handed to the store's
+  // callback or freed.
+  std::span<const TaskRecord> RecordsToWrite(std::span<Prepared> prepared,
+                                             const std::vector<bool>& create,
+                                             std::vector<TaskRecord>& storage) const;
   const internal::HandlerEntry* FindHandler(std::string_view name) const;
   std::string KnownHandlersText() const;
   // "queue 'x' is not served by any worker group (served: a, b)".

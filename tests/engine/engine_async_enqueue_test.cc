@@ -136,6 +136,41 @@ TEST_P(EnqueueAsyncTest, UniqueKeyReturnsTheLiveTask) {
   EXPECT_NE((*got[0])[0].created, (*got[1])[0].created);
 }
 
+// A request answered with the live task of its key writes nothing: after a restart there is
+// still one task, not one per duplicate (blocking and asynchronous enqueues alike).
+TEST_P(EnqueueAsyncTest, AKeyedDuplicateLeavesNoRecordBehind) {
+  if (!GetParam()) GTEST_SKIP() << "needs a store that outlives the engine";
+  EnqueueRequest a = Req("noop");
+  a.unique_key = "nightly";
+  a.delay = 1h;  // stays PENDING, so the key stays taken
+  Result<EnqueueResult> first = engine_->Enqueue(a);
+  BMOS_ASSERT_OK(first);
+  Result<EnqueueResult> again = engine_->Enqueue(a);
+  BMOS_ASSERT_OK(again);
+  EXPECT_FALSE(again->created);
+  Answers answers;
+  engine_->EnqueueAsync(One(a), answers.Callback());
+  auto got = answers.WaitFor(1);
+  ASSERT_EQ(got.size(), 1u);
+  BMOS_ASSERT_OK(got[0]);
+  EXPECT_FALSE((*got[0])[0].created);
+
+  BMOS_ASSERT_OK(engine_->Stop(0ms));
+  engine_.reset();
+  EngineOptions o = MakeOptions(2);
+  o.durability = Durability::kSync;
+  o.data_dir = dir_.Sub("data");
+  Result<std::unique_ptr<Engine>> reopened = Engine::Open(std::move(o));
+  BMOS_ASSERT_OK(reopened);
+  engine_ = std::move(reopened).value();
+  ListQuery q;
+  q.limit = 10;
+  Result<ListPage> page = engine_->List(q);
+  BMOS_ASSERT_OK(page);
+  ASSERT_EQ(page->records.size(), 1u);
+  EXPECT_EQ(page->records[0].id(), first->id);
+}
+
 TEST_P(EnqueueAsyncTest, AfterStopTheAnswerIsUnavailable) {
   BMOS_ASSERT_OK(engine_->Stop(0ms));
   Answers answers;
