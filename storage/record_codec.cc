@@ -189,10 +189,17 @@ std::optional<TaskId> IdFromKey(std::string_view key) {
   return id;
 }
 
+void AppendIndexPrefix(TaskState state, std::string_view queue, std::string_view name,
+                       std::string* out) {
+  out->push_back(kIndexKind);
+  out->push_back(static_cast<char>(state));
+  PutString(queue, out);
+  PutString(name, out);
+}
+
 std::string IndexPrefix(TaskState state, std::string_view queue, std::string_view name) {
-  std::string out{kIndexKind, static_cast<char>(state)};
-  PutString(queue, &out);
-  PutString(name, &out);
+  std::string out;
+  AppendIndexPrefix(state, queue, name, &out);
   return out;
 }
 

@@ -41,6 +41,9 @@ std::optional<TaskId> IdFromKey(std::string_view key);
 // (Stores of format 1 kept three keys per record instead: 's' state-byte id, 'q' varint(len)
 // queue id and 'n' varint(len) name id; opening such a store rewrites them.)
 std::string IndexPrefix(TaskState state, std::string_view queue, std::string_view name);
+// IndexPrefix, appended to `out` (no allocation when `out` has room).
+void AppendIndexPrefix(TaskState state, std::string_view queue, std::string_view name,
+                       std::string* out);
 // Parses an index prefix (a key without its last 16 bytes); false when malformed.
 bool ParseIndexPrefix(std::string_view prefix, TaskState* state, std::string* queue,
                       std::string* name);

@@ -618,6 +618,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   // A commit of at most this many writes is answered by the commit thread itself when no
   // answer is pending (CommitLoop); larger ones go to the answer thread.
   static constexpr size_t kAnswerHereUpTo = 8;
+  // Encode keeps a per-thread value buffer up to this size for the next record.
+  static constexpr size_t kKeepEncodeBuffer = 64 * 1024;
   // After a failed write, how long writes fail fast before the next reopen attempt.
   static constexpr std::chrono::milliseconds kReopenInterval{1000};
 
@@ -717,7 +719,11 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   // Index entries of a terminal record: added by a terminal write, removed by a purge. A purge
   // also removes the record itself; a terminal write moves it out of `live`.
   void AppendIndexEdits(const TaskRecord& r, const std::string& id_key, bool insert) {
-    std::string key = codec::IndexPrefix(r.state, r.spec->queue, r.spec->name) + id_key;
+    // Per thread and reused: its buffer stays, so building a key allocates nothing.
+    static thread_local std::string key;
+    key.clear();
+    codec::AppendIndexPrefix(r.state, r.spec->queue, r.spec->name, &key);
+    key += id_key;
     if (insert) {
       scratch_batch_.Put(encode_cf_[kIndex].get(), key, rocksdb::Slice());
     } else {
@@ -734,7 +740,9 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   }
 
   void Encode(std::span<const TaskRecord> records, Request* req) {
-    std::string key, value;
+    // Per thread and reused: their buffers stay, so encoding allocates nothing once they have
+    // grown to a record's size (from empty, a record's value took four allocations).
+    static thread_local std::string key, value;
     scratch_batch_.Clear();
     for (const TaskRecord& r : records) {
       key.clear();
@@ -752,6 +760,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     }
     AppendBody(req);
     req->records = static_cast<uint32_t>(records.size());
+    // A large record (big data or result) does not pin its buffer to the thread.
+    if (value.capacity() > kKeepEncodeBuffer) std::string().swap(value);
   }
 
   // Commits the encoded `req` (inline when the store is idle, else through the commit thread)

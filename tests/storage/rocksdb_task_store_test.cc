@@ -134,6 +134,9 @@ TEST(RecordCodec, IndexPrefixesParseBackAndKeepTheirIdsTogether) {
       {S::kFailed, "a", "bc"},    {S::kCancelled, std::string(200, 'q'), "n"}};
   for (const Combo& c : combos) {
     const std::string prefix = codec::IndexPrefix(c.state, c.queue, c.name);
+    std::string appended = "x";  // AppendIndexPrefix appends to what is there
+    codec::AppendIndexPrefix(c.state, c.queue, c.name, &appended);
+    EXPECT_EQ(appended, "x" + prefix);
     S state;
     std::string queue, name;
     ASSERT_TRUE(codec::ParseIndexPrefix(prefix, &state, &queue, &name));
