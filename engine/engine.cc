@@ -12,8 +12,8 @@
 
 #include "engine/internal/engine_impl.h"
 #include "engine/internal/percentiles.h"
-#include "engine/internal/task_pool.h"
 #include "storage/memory_task_store.h"
+#include "storage/object_pool.h"
 #include "storage/rocksdb_task_store.h"
 
 namespace bmos::engine {
@@ -1145,7 +1145,7 @@ void EngineImpl::Retire(Task* t) {
 }
 
 std::unique_ptr<Task> EngineImpl::AllocateTask() {
-  if (Task* t = internal::TakePooledTask()) return std::unique_ptr<Task>(t);
+  if (Task* t = storage::ObjectPool<Task>::Take()) return std::unique_ptr<Task>(t);
   return std::make_unique<Task>();
 }
 
@@ -1193,7 +1193,7 @@ void EngineImpl::RecycleTask(Task* t) {
   t->retry_at_us = 0;
   t->rewrite_outcome = false;
   t->cancel_in_flight = false;
-  internal::GivePooledTask(t);
+  storage::ObjectPool<Task>::Give(t);
 }
 
 void EngineImpl::OnDue(Task* t) {

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "storage/futex.h"
+#include "storage/object_pool.h"
 #include "storage/record_codec.h"
 
 namespace bmos::storage {
@@ -110,8 +111,42 @@ struct Request {
   // (see WaitFinished). Set by Submit; 0 for a request committed inline (never sleeps).
   uint32_t wake_bit = 0;
   Status status;
+
+  // Back to a fresh request's state, keeping the body's buffer unless it is large. Every field
+  // above is reset here.
+  void Reset() {
+    constexpr size_t kKeepBody = 64 * 1024;
+    if (body.capacity() > kKeepBody) {
+      std::string().swap(body);
+    } else {
+      body.clear();
+    }
+    entries = 0;
+    records = 0;
+    deltas.clear();
+    done = nullptr;
+    detached = false;
+    waited = false;
+    needs_sync = true;
+    is_start = false;
+    start_of = TaskId{};
+    finished.store(0, std::memory_order_relaxed);
+    wake_bit = 0;
+    status = Status::Ok();
+  }
 };
 constexpr uint32_t kPending = 0, kSleeping = 1, kFinished = 2;
+
+// Requests of WriteAsync come from a pool: a producer or worker takes one, the thread that
+// answers it gives it back (with its body's buffer, so encoding into it allocates nothing).
+Request* NewRequest() {
+  Request* r = ObjectPool<Request>::Take();
+  return r != nullptr ? r : new Request;
+}
+void FreeRequest(Request* r) {
+  r->Reset();
+  ObjectPool<Request>::Give(r);
+}
 
 bool IsLiveState(TaskState s) { return !IsTerminal(s); }
 
@@ -362,7 +397,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       if (done != nullptr) done->OnWritten(ReadOnlyError());
       return;
     }
-    auto* req = new Request;
+    Request* req = NewRequest();
     Encode(records, req);
     if (done == nullptr && records.size() == 1 && records[0].state == TaskState::kRunning) {
       req->is_start = true;
@@ -384,7 +419,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       if (done != nullptr) done->OnWritten(ReadOnlyError());
       return;
     }
-    auto* req = new Request;
+    Request* req = NewRequest();
     EncodeJobs(writes, req);
     WriteWithoutWaiting(req, done);
   }
@@ -864,7 +899,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     for (size_t i = batch.size(); i-- > 0;) {
       Request* r = batch[i];
       if (r->is_start && ended_.contains(r->start_of)) {
-        delete r;
+        FreeRequest(r);
         batch[i] = nullptr;
         ++dropped;
         continue;
@@ -1126,7 +1161,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         if (r->detached && !status.ok()) {
           std::fprintf(stderr, "bmos: store write failed: %s\n", status.ToString().c_str());
         }
-        delete r;
+        FreeRequest(r);
       }
     }
     if (wake_bits != 0) {
