@@ -399,10 +399,10 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     }
     Request* req = NewRequest();
     Encode(records, req);
-    if (done == nullptr && records.size() == 1 && records[0].state == TaskState::kRunning) {
-      req->is_start = true;
-      req->start_of = records[0].id();
-    }
+    // Set either way (not left to Reset): a start record dropped wrongly would be an outcome lost.
+    req->is_start =
+        done == nullptr && records.size() == 1 && records[0].state == TaskState::kRunning;
+    req->start_of = req->is_start ? records[0].id() : TaskId{};
     WriteWithoutWaiting(req, done);
   }
 
