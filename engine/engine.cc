@@ -1151,17 +1151,6 @@ std::unique_ptr<Task> EngineImpl::AllocateTask() {
 
 namespace {
 
-// Empties `s`, keeping its buffer unless it is large (a recycled task must not hold on to a big
-// result or error).
-void ClearKeepingSmallBuffer(std::string& s) {
-  constexpr size_t kKeepCapacity = 256;
-  if (s.capacity() > kKeepCapacity) {
-    std::string().swap(s);
-  } else {
-    s.clear();
-  }
-}
-
 // What `r = TaskRecord()` would leave, without building a record.
 void ResetForReuse(TaskRecord& r) {
   r.spec.reset();
@@ -1171,9 +1160,11 @@ void ResetForReuse(TaskRecord& r) {
   r.started_ms = 0;
   r.completed_ms = 0;
   r.progress = 0;
-  ClearKeepingSmallBuffer(r.progress_message);
-  ClearKeepingSmallBuffer(r.result_json);
-  ClearKeepingSmallBuffer(r.error);
+  // Small buffers stay for the next task; a big result or error goes.
+  constexpr size_t kKeepCapacity = 256;
+  storage::internal::ClearKeepingBuffer(r.progress_message, kKeepCapacity);
+  storage::internal::ClearKeepingBuffer(r.result_json, kKeepCapacity);
+  storage::internal::ClearKeepingBuffer(r.error, kKeepCapacity);
 }
 
 }  // namespace

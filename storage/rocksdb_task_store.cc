@@ -81,6 +81,10 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return Status::Internal(std::move(message));
 }
 
+// Encoding buffers kept for reuse (a pooled request's body, a thread's value buffer) up to this
+// size; larger ones are freed.
+constexpr size_t kKeepEncodeBuffer = 64 * 1024;
+
 // One Write/WriteAsync call on its way to the commit thread.
 struct Request {
   struct CountDelta {
@@ -115,12 +119,7 @@ struct Request {
   // Back to a fresh request's state, keeping the body's buffer unless it is large. Every field
   // above is reset here.
   void Reset() {
-    constexpr size_t kKeepBody = 64 * 1024;
-    if (body.capacity() > kKeepBody) {
-      std::string().swap(body);
-    } else {
-      body.clear();
-    }
+    internal::ClearKeepingBuffer(body, kKeepEncodeBuffer);
     entries = 0;
     records = 0;
     deltas.clear();
@@ -653,8 +652,6 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   // A commit of at most this many writes is answered by the commit thread itself when no
   // answer is pending (CommitLoop); larger ones go to the answer thread.
   static constexpr size_t kAnswerHereUpTo = 8;
-  // Encode keeps a per-thread value buffer up to this size for the next record.
-  static constexpr size_t kKeepEncodeBuffer = 64 * 1024;
   // After a failed write, how long writes fail fast before the next reopen attempt.
   static constexpr std::chrono::milliseconds kReopenInterval{1000};
 
@@ -796,7 +793,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     AppendBody(req);
     req->records = static_cast<uint32_t>(records.size());
     // A large record (big data or result) does not pin its buffer to the thread.
-    if (value.capacity() > kKeepEncodeBuffer) std::string().swap(value);
+    internal::ClearKeepingBuffer(value, kKeepEncodeBuffer);
   }
 
   // Commits the encoded `req` (inline when the store is idle, else through the commit thread)

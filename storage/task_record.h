@@ -8,6 +8,7 @@
 #ifndef BMOS_STORAGE_TASK_RECORD_H_
 #define BMOS_STORAGE_TASK_RECORD_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -71,6 +72,15 @@ namespace internal {
 // Swaps two strings unless both are empty.
 inline void SwapText(std::string& a, std::string& b) noexcept {
   if (!a.empty() || !b.empty()) a.swap(b);
+}
+// Empties `s` for reuse, keeping its buffer unless that is larger than `keep` bytes (a reused
+// object must not hold on to one big value for ever).
+inline void ClearKeepingBuffer(std::string& s, size_t keep) {
+  if (s.capacity() > keep) {
+    std::string().swap(s);
+  } else {
+    s.clear();
+  }
 }
 }  // namespace internal
 
