@@ -81,9 +81,11 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return Status::Internal(std::move(message));
 }
 
-// Encoding buffers kept for reuse (a pooled request's body, a thread's value buffer) up to this
-// size; larger ones are freed.
+// A thread's encoding buffer is kept for the next record up to this size; larger ones are freed.
 constexpr size_t kKeepEncodeBuffer = 64 * 1024;
+// A pooled request keeps its body's buffer up to this size: enough for the records of ordinary
+// tasks, while the pool's thousands of idle requests never pin more than a few MiB.
+constexpr size_t kKeepRequestBody = 4 * 1024;
 
 // One Write/WriteAsync call on its way to the commit thread.
 struct Request {
@@ -119,7 +121,7 @@ struct Request {
   // Back to a fresh request's state, keeping the body's buffer unless it is large. Every field
   // above is reset here.
   void Reset() {
-    internal::ClearKeepingBuffer(body, kKeepEncodeBuffer);
+    internal::ClearKeepingBuffer(body, kKeepRequestBody);
     entries = 0;
     records = 0;
     deltas.clear();

@@ -70,6 +70,19 @@ TEST(TaskState, NothingLeavesTerminal) {
   }
 }
 
+TEST(ClearKeepingBuffer, KeepsASmallBufferAndFreesALargeOne) {
+  std::string small(100, 'x');
+  const size_t small_capacity = small.capacity();
+  internal::ClearKeepingBuffer(small, 256);
+  EXPECT_TRUE(small.empty());
+  EXPECT_EQ(small.capacity(), small_capacity);  // reused as it is
+
+  std::string large(1000, 'x');
+  internal::ClearKeepingBuffer(large, 256);
+  EXPECT_TRUE(large.empty());
+  EXPECT_LE(large.capacity(), 256u);  // freed: back to the inline buffer
+}
+
 TEST(Priority, ToStringAndParse) {
   EXPECT_EQ(ToString(Priority::kLow), "LOW");
   EXPECT_EQ(ToString(Priority::kNormal), "NORMAL");
