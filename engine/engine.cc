@@ -12,6 +12,7 @@
 
 #include "engine/internal/engine_impl.h"
 #include "engine/internal/percentiles.h"
+#include "storage/callback_batch.h"
 #include "storage/memory_task_store.h"
 #include "storage/object_pool.h"
 #include "storage/rocksdb_task_store.h"
@@ -535,6 +536,9 @@ void EngineImpl::Index(std::span<Prepared> prepared, const std::vector<bool>& cr
 }
 
 void EngineImpl::DispatchAll(const AdmittedList& admitted, int64_t steady_us) {
+  if (admitted.size() == 1) return Dispatch(admitted[0].task, admitted[0].run_at_us, steady_us);
+  // A batch wakes workers once, at the end (not once per task).
+  storage::CallbackBatch batch;
   for (const Admitted& a : admitted) Dispatch(a.task, a.run_at_us, steady_us);
 }
 

@@ -1,8 +1,13 @@
 #include "engine/internal/worker_group.h"
 
+#include <pthread.h>
+
+#include <algorithm>
+#include <array>
 #include <cstdio>
 #include <exception>
 
+#include "storage/callback_batch.h"
 #include "storage/futex.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -32,6 +37,16 @@ inline void FullBarrier() {
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #endif
 }
+
+// Tasks whose wake-up this thread deferred to the end of its storage::CallbackBatch, per group
+// (DeferWake, WakeDeferred). Entries live from a group's first deferred push in a batch to the
+// batch's end.
+struct DeferredWakes {
+  WorkerGroup* group;
+  int tasks;
+};
+thread_local std::array<DeferredWakes, storage::CallbackBatch::kMaxDeferred> tls_deferred;
+thread_local size_t tls_deferred_count = 0;
 
 // Polls before parking. Parking and waking cost a futex call each (~5-50 µs), so a worker that
 // just ran out of work looks again a few times first; short enough to cost nothing when idle.
@@ -137,9 +152,46 @@ void WorkerGroup::WakeOne(int level) {
   MarkLevel(level);
   // A spinning worker will find the task without a futex call (the costly part of a push).
   if (spinning_.load(std::memory_order_relaxed) > 0) return;
+  // One of many pushes in a row (a commit's tasks): one futex call for all, at the end. One per
+  // push cost the answering thread a system call per task, and most found nobody to wake (the
+  // worker the first one woke had not run yet).
+  if (level >= 0 && DeferWake()) return;
   if (idle_.load(std::memory_order_relaxed) > 0) {
     epoch_.fetch_add(1, std::memory_order_release);
     storage::FutexWake(epoch_, 1);
+  }
+}
+bool WorkerGroup::DeferWake() {
+  for (size_t i = 0; i < tls_deferred_count; ++i) {
+    if (tls_deferred[i].group == this) {
+      ++tls_deferred[i].tasks;
+      return true;
+    }
+  }
+  if (tls_deferred_count == tls_deferred.size() ||
+      !storage::CallbackBatch::Defer(&WorkerGroup::WakeDeferred, this)) {
+    return false;
+  }
+  tls_deferred[tls_deferred_count++] = {this, 1};
+  return true;
+}
+void WorkerGroup::WakeDeferred(void* group) {
+  auto* g = static_cast<WorkerGroup*>(group);
+  int tasks = 0;
+  for (size_t i = 0; i < tls_deferred_count; ++i) {
+    if (tls_deferred[i].group == g) {
+      tasks = tls_deferred[i].tasks;
+      tls_deferred[i] = tls_deferred[--tls_deferred_count];
+      break;
+    }
+  }
+  // The batch's pushes came before this barrier, so as in WakeOne a worker that parks from now
+  // on finds them, and one parked before is seen in idle_. Workers that were parked when the
+  // tasks were pushed and left since look for work again before they park.
+  FullBarrier();
+  if (tasks > 0 && g->idle_.load(std::memory_order_relaxed) > 0) {
+    g->epoch_.fetch_add(1, std::memory_order_release);
+    storage::FutexWake(g->epoch_, std::min(tasks, kMaxWorkers));
   }
 }
 void WorkerGroup::WakeParked(int level) {
@@ -222,6 +274,7 @@ void WorkerGroup::CollectStats(internal::Histogram::Snapshot& queue_wait,
 }
 
 void WorkerGroup::Loop(Worker* w) {
+  pthread_setname_np(pthread_self(), "bmos-worker");  // for top -H, perf and gdb
   tls_worker_group = this;
   tls_worker = w;
   auto should_exit = [&] {

@@ -1,5 +1,6 @@
 #include "storage/rocksdb_task_store.h"
 
+#include <pthread.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/comparator.h>
 #include <rocksdb/db.h>
@@ -29,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "storage/callback_batch.h"
 #include "storage/futex.h"
 #include "storage/object_pool.h"
 #include "storage/record_codec.h"
@@ -328,8 +330,14 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     }
     if (Status c = LoadCounts(); !c.ok()) return c;
     if (!options_.read_only) {
-      answerer_ = std::thread([this] { AnswerLoop(); });
-      committer_ = std::thread([this] { CommitLoop(); });
+      answerer_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "bmos-answer");  // for top -H, perf and gdb
+        AnswerLoop();
+      });
+      committer_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "bmos-commit");
+        CommitLoop();
+      });
     }
     return Status::Ok();
   }
@@ -1146,21 +1154,30 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
   // Tells every request of a commit its outcome; callback and detached requests are freed. Runs
   // on the answer thread, or on a caller that committed inline.
+  // Callbacks run inside one CallbackBatch (the engine wakes its workers once per commit, not
+  // once per task); the writers that wait are answered after it ends, so a Flush that returns
+  // finds the deferred work of every callback before it done. Entries of `requests` that are
+  // freed here are set to null.
   void Answer(std::span<Request*> requests, const Status& status) {
-    uint32_t wake_bits = 0;
-    for (Request* r : requests) {
-      if (r->done != nullptr) r->done->OnWritten(status);
-      if (r->waited) {
-        r->status = status;
-        const uint32_t bit = r->wake_bit;  // the request may be gone once `finished` is set
-        if (r->finished.exchange(kFinished, std::memory_order_acq_rel) == kSleeping) {
-          wake_bits |= bit;
-        }
-      } else {
+    {
+      CallbackBatch batch;
+      for (Request*& r : requests) {
+        if (r->done != nullptr) r->done->OnWritten(status);
+        if (r->waited) continue;
         if (r->detached && !status.ok()) {
           std::fprintf(stderr, "bmos: store write failed: %s\n", status.ToString().c_str());
         }
         FreeRequest(r);
+        r = nullptr;
+      }
+    }
+    uint32_t wake_bits = 0;
+    for (Request* r : requests) {
+      if (r == nullptr) continue;
+      r->status = status;
+      const uint32_t bit = r->wake_bit;  // the request may be gone once `finished` is set
+      if (r->finished.exchange(kFinished, std::memory_order_acq_rel) == kSleeping) {
+        wake_bits |= bit;
       }
     }
     if (wake_bits != 0) {

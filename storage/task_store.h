@@ -76,7 +76,10 @@ class WriteCallback {
   // error that kept them out. After an error the records may still turn up later (a WAL write
   // whose fsync failed is replayed when the store reopens), so a caller retries with the same
   // records rather than assuming they are absent. Runs on a thread of the store (or
-  // the caller's, before WriteAsync returns); it must be quick and must not call Flush.
+  // the caller's, before WriteAsync returns); it must be quick and must not call Flush. A store
+  // that answers many writes in a row runs their callbacks inside one CallbackBatch
+  // (callback_batch.h), and answers a blocking writer (Write, WriteAndThen, Flush) only after
+  // the batch's deferred actions ran: once Flush returns, so has everything a callback started.
   virtual void OnWritten(const Status& status) = 0;
 
   // True when a caller is blocked until OnWritten runs (an enqueue waiting for its record): the

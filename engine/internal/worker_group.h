@@ -6,7 +6,8 @@
 // the other workers' deques. Every `anti_starvation_interval`-th pick tries one lower level first
 // (LOW, NORMAL, HIGH in turn), so no level starves. Tasks enqueued by a handler running on one of
 // the group's workers go to that worker's deque. Idle workers park on a futex (no spinning when
-// idle) and a push wakes one of them.
+// idle) and a push wakes one of them; pushes inside a storage::CallbackBatch (a store answering a
+// group commit) wake them once, at the end of the batch, as many as the batch pushed tasks.
 //
 // Thread-safety: Push, Resize, StopAccepting, Join and the stat readers may be called from any
 // thread; a worker's deque is pushed and popped by that worker only (others steal). Resize calls
@@ -127,6 +128,11 @@ class WorkerGroup {
   void WakeAll();
   // Wakes one parked worker, if any, even while others spin (work sits in a worker's deque).
   void WakeParked(int level);
+  // Inside a storage::CallbackBatch on the calling thread: counts one more task pushed whose
+  // wake-up waits for the end of the batch (WakeDeferred) and returns true. False outside one.
+  bool DeferWake();
+  // The end of a batch: wakes as many parked workers as the batch pushed tasks (at most).
+  static void WakeDeferred(void* group);
 
   const std::string name_;
   const std::vector<internal::QueueSlot*> queues_;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -19,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "storage/callback_batch.h"
 #include "storage/memory_task_store.h"
 #include "storage/record_codec.h"
 #include "tests/storage/store_test_util.h"
@@ -666,6 +668,38 @@ TEST(RocksDbTaskStore, AsyncWritesApplyInOrderAndFlushWaitsForThem) {
   std::vector<TaskRecord> live;
   ASSERT_TRUE(store->ForEachLive([&](const TaskRecord& x) { live.push_back(x); }).ok());
   EXPECT_TRUE(live.empty());
+}
+
+// A store answers the writes of a commit inside one CallbackBatch, and answers a writer that
+// waits (Flush, WriteAndThen) only after the batch's deferred actions ran: once Flush returns, so
+// has everything the callbacks started (the engine relies on it when it stops).
+TEST(RocksDbTaskStore, CallbacksRunInABatchWhoseActionsEndBeforeWaitingWritersGoOn) {
+  class Deferring final : public WriteCallback {
+   public:
+    void OnWritten(const Status&) override {
+      in_batch.store(CallbackBatch::Active());
+      CallbackBatch::Defer(&Deferring::Slow, this);
+    }
+    static void Slow(void* self) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      static_cast<Deferring*>(self)->finished.store(true);
+    }
+    std::atomic<bool> in_batch{false}, finished{false};
+  };
+  for (Durability d : {Durability::kSync, Durability::kAsync}) {
+    SCOPED_TRACE(d == Durability::kSync ? "sync" : "async");
+    TempDir dir;
+    auto store = OpenOrDie(dir.path(), d);
+    Deferring by_flush, by_write;
+    const TaskRecord one = MakeRecord(1), two = MakeRecord(2);
+    store->WriteAsync({&one, 1}, &by_flush);
+    ASSERT_TRUE(store->Flush().ok());
+    EXPECT_TRUE(by_flush.in_batch.load());
+    EXPECT_TRUE(by_flush.finished.load()) << "Flush returned before a callback's deferred action";
+    ASSERT_TRUE(store->WriteAndThen({&two, 1}, &by_write).ok());
+    EXPECT_TRUE(by_write.in_batch.load());
+    EXPECT_TRUE(by_write.finished.load()) << "a write returned before its deferred action";
+  }
 }
 
 // `async`: a write that finds the store idle is committed on the writer's thread; writes that

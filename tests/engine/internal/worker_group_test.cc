@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "storage/callback_batch.h"
+
 namespace bmos::engine {
 namespace {
 
@@ -117,6 +119,29 @@ TEST_F(WorkerGroupTest, IdleWorkersParkAndPushWakesThem) {
   EXPECT_EQ(group->wakeups(), wakeups) << "parked workers woke up with no work";
   for (int i = 0; i < 100; ++i) group->Push(NewTask(storage::Priority::kNormal));
   ASSERT_TRUE(runner_.WaitFor(100));
+  group->StopAccepting();
+  group->Join();
+}
+
+// Tasks pushed inside a storage::CallbackBatch (a store answering a commit) wake the parked
+// workers once, when the batch ends, as many as there are tasks: none runs before (the workers
+// stay parked), all run after.
+TEST_F(WorkerGroupTest, PushesInACallbackBatchWakeWorkersWhenItEnds) {
+  auto group = MakeGroup(32);
+  runner_.Open();
+  ASSERT_TRUE(group->Resize(3).ok());
+  for (int round = 0; round < 20; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(round == 0 ? 100 : 5));  // park
+    {
+      storage::CallbackBatch batch;
+      for (int i = 0; i < 1 + round % 5; ++i) group->Push(NewTask(storage::Priority::kNormal));
+      if (round == 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        EXPECT_TRUE(runner_.order().empty()) << "a parked worker was woken inside the batch";
+      }
+    }
+    ASSERT_TRUE(runner_.WaitFor(tasks_.size())) << "tasks of round " << round << " never ran";
+  }
   group->StopAccepting();
   group->Join();
 }
