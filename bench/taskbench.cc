@@ -21,6 +21,7 @@
 //
 // Every loop is bounded in count, and every wait in time (--max-wait): a stuck engine ends the
 // run with an error (exit 1) instead of hanging. Bad flags exit 2.
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -633,8 +634,11 @@ void AddLatencyFigures(std::vector<int64_t> ns, Run& run) {
 // as an HTTP I/O thread serving `clients` connections does. Returns the first enqueue error.
 storage::Status RunClients(engine::Engine& engine, int64_t total, int64_t clients, double limit_s) {
   struct Shared {
-    std::atomic<uint32_t> acked{0};    // acknowledgements so far (wraps; compared as a count)
-    std::atomic<uint32_t> waiting{0};  // 1 while the thread sleeps on `acked`
+    std::atomic<uint32_t> acked{0};  // acknowledgements so far (wraps; compared as a count)
+    // 1 while the thread sleeps on `acked` and no acknowledgement has woken it yet (the first
+    // one clears it). Pairs with `acked` (both seq_cst): the thread sets it, then reads `acked`;
+    // an acknowledgement adds to `acked`, then reads it. One of them sees the other.
+    std::atomic<uint32_t> waiting{0};
     std::mutex mu;
     storage::Status error = storage::Status::Ok();  // GUARDED_BY(mu)
   };
@@ -645,7 +649,12 @@ storage::Status RunClients(engine::Engine& engine, int64_t total, int64_t client
       if (shared->error.ok()) shared->error = r.status();
     }
     shared->acked.fetch_add(1, std::memory_order_seq_cst);
-    if (shared->waiting.load(std::memory_order_seq_cst) != 0) storage::FutexWakeAll(shared->acked);
+    // One wake-up per sleep, as an I/O thread's event loop gets: the first acknowledgement
+    // takes the flag, the ones after it (before the thread has run) make no system call.
+    if (shared->waiting.load(std::memory_order_seq_cst) != 0 &&
+        shared->waiting.exchange(0, std::memory_order_seq_cst) != 0) {
+      storage::FutexWakeAll(shared->acked);
+    }
   };
   auto send = [&] {
     std::vector<engine::EnqueueRequest> one(1);
@@ -696,6 +705,7 @@ std::optional<Run> RunThroughput(const Flags& f, Failure* failure) {
   for (int64_t p = 0; p < producers; ++p) {
     const int64_t share = f.tasks / producers + (p < f.tasks % producers ? 1 : 0);
     threads.emplace_back([&, p, share] {
+      pthread_setname_np(pthread_self(), "producer");  // for top -H and perf
       auto fail = [&](const storage::Status& s) {
         std::lock_guard lock(error_mu);
         if (error.empty()) error = "enqueue failed: " + s.ToString();
