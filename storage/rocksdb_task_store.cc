@@ -660,7 +660,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   // How long the commit thread looks for a waited-for write before it sleeps.
   static constexpr std::chrono::microseconds kSpinBeforeSleep{50};
   // A commit of at most this many writes is answered by the commit thread itself when no
-  // answer is pending (CommitLoop); larger ones go to the answer thread.
+  // answer is pending (CommitLoop); larger ones go to the answer thread (in `sync`).
   static constexpr size_t kAnswerHereUpTo = 8;
   // After a failed write, how long writes fail fast before the next reopen attempt.
   static constexpr std::chrono::milliseconds kReopenInterval{1000};
@@ -990,10 +990,16 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         }
         const std::span<Request*> part(batch.data() + begin, end - begin);
         Status status = Commit(part);
-        // A small commit with no answer before it is answered here: handing it over would only
-        // add a wake-up to its writers' wait (one enqueue at a time, in `sync`, waits ~15% longer).
-        if (part.size() <= kAnswerHereUpTo &&
-            answers_pending_.load(std::memory_order_acquire) == 0) {
+        // A commit with no answer before it is answered here when it is small (handing it over
+        // would only add a wake-up to its writers' wait: one enqueue at a time, in `sync`, waits
+        // ~15% longer), and in `async` whatever its size: there the next commit takes no fsync
+        // that the answers could overlap, so on a small machine the hand-off (a wake-up and a
+        // context switch per commit) cost more than it saved (64 asynchronous clients: 177-208k
+        // tasks/s with it, 231-271k without). In `sync`, 64 blocking producers lose a tenth
+        // when the commit thread answers large commits itself.
+        const bool answer_here =
+            part.size() <= kAnswerHereUpTo || options_.durability == Durability::kAsync;
+        if (answer_here && answers_pending_.load(std::memory_order_acquire) == 0) {
           Answer(part, status);
         } else {
           HandToAnswerer(part, std::move(status));
@@ -1119,8 +1125,9 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
   // The commit thread leaves the answers of a commit (callbacks, which dispatch tasks and retire
   // finished ones, and the wake-ups of waiting writers) to the answer thread and goes on with
-  // the next commit: under load the commit thread is the store's bottleneck, and the answers
-  // were about 40% of its work. One answer thread keeps answers in commit order.
+  // the next commit: under load in `sync` the commit thread is the store's bottleneck, and the
+  // answers were about 40% of its work. One answer thread keeps answers in commit order (in
+  // `async` it takes a commit only while it still answers an earlier one; see CommitLoop).
   void HandToAnswerer(std::span<Request*> requests, Status status) {
     answers_pending_.fetch_add(1, std::memory_order_acq_rel);
     bool wake;
