@@ -152,11 +152,11 @@ void WorkerGroup::WakeOne(int level) {
   MarkLevel(level);
   // A spinning worker will find the task without a futex call (the costly part of a push).
   if (spinning_.load(std::memory_order_relaxed) > 0) return;
-  // One of many pushes in a row (a commit's tasks): one futex call for all, at the end. One per
-  // push cost the answering thread a system call per task, and most found nobody to wake (the
-  // worker the first one woke had not run yet).
-  if (level >= 0 && DeferWake()) return;
   if (idle_.load(std::memory_order_relaxed) > 0) {
+    // One of many pushes in a row (a commit's tasks): one futex call for all, at the end. One
+    // per push cost the answering thread a system call per task, and most found nobody to wake
+    // (the worker the first one woke had not run yet).
+    if (level >= 0 && DeferWake()) return;
     epoch_.fetch_add(1, std::memory_order_release);
     storage::FutexWake(epoch_, 1);
   }
