@@ -3,7 +3,6 @@
 #include <pthread.h>
 
 #include <algorithm>
-#include <array>
 #include <cstdio>
 #include <exception>
 
@@ -37,16 +36,6 @@ inline void FullBarrier() {
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #endif
 }
-
-// Tasks whose wake-up this thread deferred to the end of its storage::CallbackBatch, per group
-// (DeferWake, WakeDeferred). Entries live from a group's first deferred push in a batch to the
-// batch's end.
-struct DeferredWakes {
-  WorkerGroup* group;
-  int tasks;
-};
-thread_local std::array<DeferredWakes, storage::CallbackBatch::kMaxDeferred> tls_deferred;
-thread_local size_t tls_deferred_count = 0;
 
 // Polls before parking. Parking and waking cost a futex call each (~5-50 µs), so a worker that
 // just ran out of work looks again a few times first; short enough to cost nothing when idle.
@@ -162,34 +151,15 @@ void WorkerGroup::WakeOne(int level) {
   }
 }
 bool WorkerGroup::DeferWake() {
-  for (size_t i = 0; i < tls_deferred_count; ++i) {
-    if (tls_deferred[i].group == this) {
-      ++tls_deferred[i].tasks;
-      return true;
-    }
-  }
-  if (tls_deferred_count == tls_deferred.size() ||
-      !storage::CallbackBatch::Defer(&WorkerGroup::WakeDeferred, this)) {
-    return false;
-  }
-  tls_deferred[tls_deferred_count++] = {this, 1};
-  return true;
+  return storage::CallbackBatch::Defer(&WorkerGroup::WakeDeferred, this);
 }
-void WorkerGroup::WakeDeferred(void* group) {
+void WorkerGroup::WakeDeferred(void* group, int tasks) {
   auto* g = static_cast<WorkerGroup*>(group);
-  int tasks = 0;
-  for (size_t i = 0; i < tls_deferred_count; ++i) {
-    if (tls_deferred[i].group == g) {
-      tasks = tls_deferred[i].tasks;
-      tls_deferred[i] = tls_deferred[--tls_deferred_count];
-      break;
-    }
-  }
   // The batch's pushes came before this barrier, so as in WakeOne a worker that parks from now
   // on finds them, and one parked before is seen in idle_. Workers that were parked when the
   // tasks were pushed and left since look for work again before they park.
   FullBarrier();
-  if (tasks > 0 && g->idle_.load(std::memory_order_relaxed) > 0) {
+  if (g->idle_.load(std::memory_order_relaxed) > 0) {
     g->epoch_.fetch_add(1, std::memory_order_release);
     storage::FutexWake(g->epoch_, std::min(tasks, kMaxWorkers));
   }

@@ -5,8 +5,9 @@
 // (most of those calls found nobody left to wake: the worker woken by the first had not run yet).
 //
 // Thread-local, no locks. Scopes nest; the outermost one runs the deferred actions when it ends,
-// outside any scope (an action that pushes more work acts at once). An action deferred twice in
-// one batch (same function and argument) runs once. A deferring caller must make sure its
+// outside any scope (an action that pushes more work acts at once). An action deferred several
+// times in one batch (same function and argument) runs once, told how many times it was
+// deferred (the engine wakes that many workers at most). A deferring caller must make sure its
 // argument outlives the scope (see the rule for stores in task_store.h: a write is answered, and
 // its writer may go on, only after the batch's deferred actions ran).
 #ifndef BMOS_STORAGE_CALLBACK_BATCH_H_
@@ -19,7 +20,8 @@ namespace bmos::storage {
 
 class CallbackBatch {
  public:
-  using Action = void (*)(void* arg);
+  // `times`: how often the action was deferred in the batch (at least 1).
+  using Action = void (*)(void* arg, int times);
   // Most actions a batch defers; beyond it, Defer declines and the caller acts at once.
   static constexpr size_t kMaxDeferred = 8;
 
@@ -34,17 +36,20 @@ class CallbackBatch {
   // True inside a scope on the calling thread.
   static bool Active() { return State().depth > 0; }
 
-  // Runs `fn(arg)` when the outermost scope of the calling thread ends. True if deferred (or
-  // already deferred in this batch); false outside a scope or when kMaxDeferred other actions
-  // are waiting: the caller then acts itself.
+  // Runs `fn(arg, times)` when the outermost scope of the calling thread ends. True if deferred
+  // (or already deferred in this batch: `times` grows); false outside a scope or when
+  // kMaxDeferred other actions are waiting: the caller then acts itself.
   static bool Defer(Action fn, void* arg) {
     PerThread& s = State();
     if (s.depth == 0) return false;
     for (size_t i = 0; i < s.count; ++i) {
-      if (s.items[i].fn == fn && s.items[i].arg == arg) return true;
+      if (s.items[i].fn == fn && s.items[i].arg == arg) {
+        ++s.items[i].times;
+        return true;
+      }
     }
     if (s.count == kMaxDeferred) return false;
-    s.items[s.count++] = {fn, arg};
+    s.items[s.count++] = {fn, arg, 1};
     return true;
   }
 
@@ -52,6 +57,7 @@ class CallbackBatch {
   struct Deferred {
     Action fn;
     void* arg;
+    int times;
   };
   struct PerThread {
     int depth = 0;
@@ -69,7 +75,7 @@ class CallbackBatch {
     const size_t n = s.count;
     std::array<Deferred, kMaxDeferred> items = s.items;
     s.count = 0;
-    for (size_t i = 0; i < n; ++i) items[i].fn(items[i].arg);
+    for (size_t i = 0; i < n; ++i) items[i].fn(items[i].arg, items[i].times);
   }
 };
 

@@ -1160,7 +1160,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   }
 
   // Tells every request of a commit its outcome; callback and detached requests are freed. Runs
-  // on the answer thread, or on a caller that committed inline.
+  // on the answer thread, the commit thread, or a caller that committed inline.
   // Callbacks run inside one CallbackBatch (the engine wakes its workers once per commit, not
   // once per task); the writers that wait are answered after it ends, so a Flush that returns
   // finds the deferred work of every callback before it done. Entries of `requests` that are

@@ -128,11 +128,11 @@ class WorkerGroup {
   void WakeAll();
   // Wakes one parked worker, if any, even while others spin (work sits in a worker's deque).
   void WakeParked(int level);
-  // Inside a storage::CallbackBatch on the calling thread: counts one more task pushed whose
-  // wake-up waits for the end of the batch (WakeDeferred) and returns true. False outside one.
+  // Inside a storage::CallbackBatch on the calling thread: leaves the wake-up for one more
+  // pushed task to the end of the batch (WakeDeferred) and returns true. False outside one.
   bool DeferWake();
-  // The end of a batch: wakes as many parked workers as the batch pushed tasks (at most).
-  static void WakeDeferred(void* group);
+  // The end of a batch that pushed `tasks` tasks: wakes as many parked workers (at most).
+  static void WakeDeferred(void* group, int tasks);
 
   const std::string name_;
   const std::vector<internal::QueueSlot*> queues_;

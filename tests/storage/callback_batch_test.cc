@@ -8,14 +8,17 @@
 namespace bmos::storage {
 namespace {
 
-// Appends the int an action was deferred with, and whether a batch was open as it ran.
+// Appends the int an action was deferred with, how often, and whether a batch was open as it
+// ran.
 struct Log {
   std::vector<int> ran;
+  std::vector<int> times;
   std::vector<bool> active;
 };
 thread_local Log* tls_log = nullptr;
-void Record(void* arg) {
+void Record(void* arg, int times) {
   tls_log->ran.push_back(*static_cast<int*>(arg));
+  tls_log->times.push_back(times);
   tls_log->active.push_back(CallbackBatch::Active());
 }
 
@@ -37,10 +40,12 @@ TEST(CallbackBatch, DeferredActionsRunOnceEachAtTheEndOfTheOutermostScope) {
       CallbackBatch inner;
       EXPECT_TRUE(CallbackBatch::Defer(&Record, &two));
       EXPECT_TRUE(CallbackBatch::Defer(&Record, &one));  // already deferred: runs once
+      EXPECT_TRUE(CallbackBatch::Defer(&Record, &one));
     }
     EXPECT_TRUE(log.ran.empty()) << "an inner scope ran the batch's actions";
   }
   EXPECT_EQ(log.ran, (std::vector<int>{1, 2}));
+  EXPECT_EQ(log.times, (std::vector<int>{3, 1}));
   // They run outside any scope, so what they push is not deferred again (and lost).
   EXPECT_EQ(log.active, (std::vector<bool>{false, false}));
   EXPECT_FALSE(CallbackBatch::Active());

@@ -680,7 +680,7 @@ TEST(RocksDbTaskStore, CallbacksRunInABatchWhoseActionsEndBeforeWaitingWritersGo
       in_batch.store(CallbackBatch::Active());
       CallbackBatch::Defer(&Deferring::Slow, this);
     }
-    static void Slow(void* self) {
+    static void Slow(void* self, int) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       static_cast<Deferring*>(self)->finished.store(true);
     }
