@@ -1149,8 +1149,7 @@ void EngineImpl::Retire(Task* t) {
 }
 
 std::unique_ptr<Task> EngineImpl::AllocateTask() {
-  if (Task* t = storage::ObjectPool<Task>::Take()) return std::unique_ptr<Task>(t);
-  return std::make_unique<Task>();
+  return std::unique_ptr<Task>(storage::ObjectPool<Task>::TakeOrNew());
 }
 
 namespace {

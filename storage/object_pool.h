@@ -37,6 +37,12 @@ class ObjectPool {
     return c.objects[--c.n];
   }
 
+  // Take(), or a new value-initialised object when none is kept. Never null; the caller owns it.
+  static T* TakeOrNew() {
+    T* object = Take();
+    return object != nullptr ? object : new T();
+  }
+
   // Keeps `object` (nobody else holds it) for reuse, or deletes it.
   static void Give(T* object) {
     LocalCache& c = cache_;

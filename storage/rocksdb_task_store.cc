@@ -142,10 +142,7 @@ constexpr uint32_t kPending = 0, kSleeping = 1, kFinished = 2;
 
 // Requests of WriteAsync come from a pool: a producer or worker takes one, the thread that
 // answers it gives it back (with its body's buffer, so encoding into it allocates nothing).
-Request* NewRequest() {
-  Request* r = ObjectPool<Request>::Take();
-  return r != nullptr ? r : new Request;
-}
+Request* NewRequest() { return ObjectPool<Request>::TakeOrNew(); }
 void FreeRequest(Request* r) {
   r->Reset();
   ObjectPool<Request>::Give(r);

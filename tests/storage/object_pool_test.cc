@@ -50,6 +50,20 @@ TEST(ObjectPool, AnObjectGivenBackIsTakenAgainOnTheSameThreadNewestFirst) {
 
 // The engine's pattern: consumers give, producers take. A consumer's cache passes full magazines
 // to the depot, and hands the rest back when the thread exits.
+TEST(ObjectPool, TakeOrNewAllocatesOnlyWhenNothingIsKept) {
+  Drain();
+  const int live = Item::live.load();
+  Item* fresh = Pool::TakeOrNew();
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(Item::live.load(), live + 1);
+  fresh->payload = 7;
+  Pool::Give(fresh);
+  EXPECT_EQ(Pool::TakeOrNew(), fresh) << "a kept object was not reused";
+  EXPECT_EQ(fresh->payload, 7);  // handed out as it was given
+  EXPECT_EQ(Item::live.load(), live + 1);
+  delete fresh;
+}
+
 TEST(ObjectPool, AnotherThreadTakesWhatAConsumerGaveIncludingItsCacheAtExit) {
   Drain();
   const int live_before = Item::live.load();
