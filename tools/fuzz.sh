@@ -6,7 +6,8 @@
 #      directory: nothing is written into the repository.
 # Exits non-zero if the build fails or the fuzzer finds a crash, a leak, a sanitizer report or a
 # broken invariant; the crashing input is then printed (base64) and kept in the temporary
-# directory, whose path is printed. Environment: FUZZ_SECONDS, FUZZ_CXX (default clang++-14),
+# directory, whose path is printed. Of the fuzzer's output only the last 40 lines are printed
+# (the report and the statistics); all of it is kept in the temporary directory on failure. Environment: FUZZ_SECONDS, FUZZ_CXX (default clang++-14),
 # FUZZ_BUILD_DIR (default build-fuzz), FUZZ_JOBS (build jobs; default nproc).
 set -euo pipefail
 
@@ -41,11 +42,16 @@ fi
 
 status=0
 "${prefix[@]}" "$fuzzer" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
-  -timeout=10 -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" ||
-  status=$?
+  -timeout=10 -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" \
+  >"$work/fuzz.log" 2>&1 || status=$?
+# libFuzzer's progress lines run to thousands; its report and final statistics are at the end,
+# before and after the dictionary it recommends (left out).
+awk '/^###### Recommended dictionary/ { skip = 1 } !skip { print } /^###### End of/ { skip = 0 }' \
+  "$work/fuzz.log" | tail -n 40
 
 if [[ $status -ne 0 ]] || [[ -n "$(ls -A "$work/artifacts")" ]]; then
-  echo "fuzz.sh: the fuzzer failed (exit status $status); inputs kept in $work/artifacts:" >&2
+  echo "fuzz.sh: the fuzzer failed (exit status $status); its output is in $work/fuzz.log," \
+    "inputs kept in $work/artifacts:" >&2
   for input in "$work"/artifacts/*; do
     [[ -e "$input" ]] || continue
     echo "--- $input (base64)" >&2

@@ -18,6 +18,45 @@ jobs="$(nproc)"
 cxx="${CXX:-c++}"
 ctest_jobs=2
 
+# run_ctest PREFIX DIR [CTEST ARGS...]: runs DIR's tests under PREFIX (a command prefix, maybe
+# empty); the names of those that fail stay in DIR/Testing/Temporary/LastTestsFailed.log for
+# the summary (an old list is removed first).
+run_ctest() {
+  local prefix="$1" dir="$2"
+  shift 2
+  rm -f "$dir/Testing/Temporary/LastTestsFailed.log"
+  $prefix ctest --test-dir "$dir" --output-on-failure "$@"
+}
+
+# failure_report DIR: the names of the tests that failed in DIR's last run and, for each, the
+# 30 lines of its output from its first failure or sanitizer report on, and its last 10 lines,
+# so that the end of a long log (what CI shows) says what failed and why.
+failure_report() {
+  local dir="$1" failed="$1/Testing/Temporary/LastTestsFailed.log"
+  local log="$1/Testing/Temporary/LastTest.log" name
+  [ -s "$failed" ] || return 0
+  echo "failed in $dir:"
+  while IFS= read -r line; do
+    name="${line#*:}"
+    echo "--- $name"
+    awk -v name="$name" '
+      index($0, "\"" name "\" start time:") == 1 { on = 1; n = 0; first = -1; next }
+      on && index($0, "\"" name "\" end time:") == 1 { on = 0 }
+      on && n < 100000 {
+        out[n] = $0
+        if (first < 0 && $0 ~ /Failure|ERROR|runtime error|WARNING: ThreadSanitizer|Timeout|terminate|Exception/)
+          first = n
+        n++
+      }
+      END {
+        if (first >= 0) for (i = first; i < n && i < first + 30; i++) print out[i]
+        print "[...]"
+        for (i = (n > 10 ? n - 10 : 0); i < n; i++) print out[i]
+      }
+    ' "$log"
+  done <"$failed"
+}
+
 header() {
   printf '\n==============================================================================\n'
   printf '==> %s\n' "$*"
@@ -82,7 +121,7 @@ step_setup() {
 step_build_and_test() {
   configure build -DBMOS_SANITIZER= -DBMOS_BUILD_BENCH=ON
   cmake --build build -j "$jobs"
-  ctest --test-dir build --output-on-failure -j "$ctest_jobs"
+  run_ctest "" build -j "$ctest_jobs"
 }
 
 step_tsan() {
@@ -101,7 +140,7 @@ step_tsan() {
   # discover their tests, so it needs the prefix too.
   $prefix cmake --build build-tsan -j "$jobs" --target tests/engine/all tests/storage/all \
     tests/api/all
-  $prefix ctest --test-dir build-tsan --output-on-failure -j "$ctest_jobs" -L 'engine|storage|api'
+  run_ctest "$prefix" build-tsan -j "$ctest_jobs" -L 'engine|storage|api'
 }
 
 step_asan() {
@@ -113,7 +152,7 @@ step_asan() {
   # Debug: assertions (the transition table check among them) stay on.
   configure build-asan -DBMOS_SANITIZER=address -DBMOS_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
   $prefix cmake --build build-asan -j "$jobs" --target tests/all
-  $prefix ctest --test-dir build-asan --output-on-failure -j "$ctest_jobs"
+  run_ctest "$prefix" build-asan -j "$ctest_jobs"
 }
 
 step_fuzz() {
@@ -129,6 +168,7 @@ titles=(
   "build-fuzz/: libFuzzer (clang) on the HTTP request parsers, bounded in time"
 )
 names=(setup tests tsan asan+ubsan fuzz)
+test_dirs=("" build build-tsan build-asan "")
 summary=()
 failed=0
 total_start=$SECONDS
@@ -157,6 +197,11 @@ for i in "${!steps[@]}"; do
 done
 
 header "summary"
+for i in "${!summary[@]}"; do
+  if [[ "${summary[$i]}" == *FAILED* ]] && [ -n "${test_dirs[$i]}" ]; then
+    failure_report "${test_dirs[$i]}"
+  fi
+done
 line="${summary[0]}"
 for s in "${summary[@]:1}"; do line+=", $s"; done
 if [ "$failed" -eq 0 ]; then
