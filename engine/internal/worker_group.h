@@ -91,6 +91,8 @@ class WorkerGroup {
                     uint64_t& completed, uint64_t& failed) const;
   // Times a parked worker woke up (tests check that idle workers stay parked).
   uint64_t wakeups() const { return wakeups_.Sum(); }
+  // Workers that found no work and are parked or about to park (tests wait for them to park).
+  int idle() const { return idle_.load(std::memory_order_relaxed); }
 
  private:
   struct Worker {

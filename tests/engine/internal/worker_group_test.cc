@@ -67,6 +67,19 @@ class WorkerGroupTest : public ::testing::Test {
     return g;
   }
 
+  // Waits (bounded) until `n` workers of `group` have found no work and parked. A fixed sleep
+  // is not enough on a loaded machine, where a new worker may not run for a while.
+  static bool WaitParked(const WorkerGroup& group, int n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (group.idle() < n) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    // Between joining the idle count and sleeping a worker looks at the queues once more.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return true;
+  }
+
   QueueSlot slot_;
   RecordingRunner runner_;
   std::vector<std::unique_ptr<Task>> tasks_;
@@ -113,7 +126,7 @@ TEST_F(WorkerGroupTest, IdleWorkersParkAndPushWakesThem) {
   auto group = MakeGroup(32);
   runner_.Open();
   ASSERT_TRUE(group->Resize(4).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let them park
+  ASSERT_TRUE(WaitParked(*group, 4));
   uint64_t wakeups = group->wakeups();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(group->wakeups(), wakeups) << "parked workers woke up with no work";
@@ -131,7 +144,11 @@ TEST_F(WorkerGroupTest, PushesInACallbackBatchWakeWorkersWhenItEnds) {
   runner_.Open();
   ASSERT_TRUE(group->Resize(3).ok());
   for (int round = 0; round < 20; ++round) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(round == 0 ? 100 : 5));  // park
+    if (round == 0) {
+      ASSERT_TRUE(WaitParked(*group, 3));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // some park, some not
+    }
     {
       storage::CallbackBatch batch;
       for (int i = 0; i < 1 + round % 5; ++i) group->Push(NewTask(storage::Priority::kNormal));
