@@ -31,6 +31,26 @@
 
 namespace bmos::test_util {
 
+// A loopback TCP port that is bound but not listening: a connection to it is refused, and,
+// unlike a port closed after use, no other test running at the same time can take it over.
+// port() is 0 if no port could be bound.
+class RefusingPort {
+ public:
+  RefusingPort() : socket_(ioc_) {
+    boost::system::error_code ec;
+    socket_.open(boost::asio::ip::tcp::v4(), ec);
+    if (!ec) socket_.bind({boost::asio::ip::address_v4::loopback(), 0}, ec);
+    if (!ec) port_ = socket_.local_endpoint(ec).port();
+    if (ec) port_ = 0;
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::socket socket_;
+  uint16_t port_ = 0;
+};
+
 class FakeHttpServer {
  public:
   // A request as the server read it.

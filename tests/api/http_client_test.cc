@@ -273,14 +273,9 @@ TEST(HttpClient, TimesOutWhenTheServerDoesNotAnswer) {
 }
 
 TEST(HttpClient, RefusedConnectionIsUnavailableAndNamesTheAddress) {
-  // A port that was free a moment ago: bind, read it, close.
-  uint16_t port = 0;
-  {
-    boost::asio::io_context ioc;
-    boost::asio::ip::tcp::acceptor acceptor(
-        ioc, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-    port = acceptor.local_endpoint().port();
-  }
+  const test_util::RefusingPort refusing;  // nothing listens there
+  const uint16_t port = refusing.port();
+  ASSERT_NE(port, 0);
   HttpClient client(HttpEndpoint{"127.0.0.1", port});
   Result<HttpResponse> r = client.Get("/health");
   ASSERT_FALSE(r.ok());

@@ -721,6 +721,7 @@ TEST(BmosTaskStore, DamagedStoreIsAnError) {
 // these tests pin down the requests, the output and the exit statuses without a real server.
 
 using bmos::test_util::FakeHttpServer;
+using bmos::test_util::RefusingPort;
 using Reply = FakeHttpServer::Reply;
 using Seen = FakeHttpServer::Seen;
 
@@ -929,12 +930,9 @@ TEST(BmosTaskHttp, ServerErrorsPrintStatusAndDetailAndExitOne) {
 }
 
 TEST(BmosTaskHttp, UnreachableServerExitsOneAndNamesTheAddress) {
-  uint16_t port = 0;
-  {
-    FakeHttpServer gone([](const Seen&) { return Reply{}; });
-    ASSERT_TRUE(gone.ok());
-    port = gone.port();
-  }  // closed: nothing listens there now
+  const RefusingPort refusing;  // nothing listens there
+  const uint16_t port = refusing.port();
+  ASSERT_NE(port, 0);
   const std::string url = "http://127.0.0.1:" + std::to_string(port);
   RunResult r = RunTool({"stats", "--url", url});
   EXPECT_EQ(r.exit_code, 1);
