@@ -18,23 +18,16 @@ jobs="$(nproc)"
 cxx="${CXX:-c++}"
 ctest_jobs=2
 
-# run_ctest PREFIX DIR [CTEST ARGS...]: runs DIR's tests under PREFIX (a command prefix, maybe
-# empty); the names of those that fail stay in DIR/Testing/Temporary/LastTestsFailed.log for
-# the summary (an old list is removed first).
-run_ctest() {
-  local prefix="$1" dir="$2"
-  shift 2
-  rm -f "$dir/Testing/Temporary/LastTestsFailed.log"
-  $prefix ctest --test-dir "$dir" --output-on-failure "$@"
-}
-
 # failure_report DIR: the names of the tests that failed in DIR's last run and, for each, the
 # 30 lines of its output from its first failure or sanitizer report on, and its last 10 lines,
 # so that the end of a long log (what CI shows) says what failed and why.
 failure_report() {
   local dir="$1" failed="$1/Testing/Temporary/LastTestsFailed.log"
   local log="$1/Testing/Temporary/LastTest.log" name
-  [ -s "$failed" ] || return 0
+  if [ ! -s "$failed" ]; then
+    echo "$dir: no test failed there; the step failed outside its tests (see its output above)"
+    return 0
+  fi
   echo "failed in $dir:"
   while IFS= read -r line; do
     name="${line#*:}"
@@ -121,7 +114,7 @@ step_setup() {
 step_build_and_test() {
   configure build -DBMOS_SANITIZER= -DBMOS_BUILD_BENCH=ON
   cmake --build build -j "$jobs"
-  run_ctest "" build -j "$ctest_jobs"
+  ctest --test-dir build --output-on-failure -j "$ctest_jobs"
 }
 
 step_tsan() {
@@ -140,7 +133,7 @@ step_tsan() {
   # discover their tests, so it needs the prefix too.
   $prefix cmake --build build-tsan -j "$jobs" --target tests/engine/all tests/storage/all \
     tests/api/all
-  run_ctest "$prefix" build-tsan -j "$ctest_jobs" -L 'engine|storage|api'
+  $prefix ctest --test-dir build-tsan --output-on-failure -j "$ctest_jobs" -L 'engine|storage|api'
 }
 
 step_asan() {
@@ -152,7 +145,7 @@ step_asan() {
   # Debug: assertions (the transition table check among them) stay on.
   configure build-asan -DBMOS_SANITIZER=address -DBMOS_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
   $prefix cmake --build build-asan -j "$jobs" --target tests/all
-  run_ctest "$prefix" build-asan -j "$ctest_jobs"
+  $prefix ctest --test-dir build-asan --output-on-failure -j "$ctest_jobs"
 }
 
 step_fuzz() {
@@ -176,6 +169,8 @@ total_start=$SECONDS
 for i in "${!steps[@]}"; do
   header "[$((i + 1))/${#steps[@]}] ${titles[$i]}"
   start=$SECONDS
+  # A list of failed tests left by an earlier run would be reported if this step's build fails.
+  [ -n "${test_dirs[$i]}" ] && rm -f "${test_dirs[$i]}/Testing/Temporary/LastTestsFailed.log"
   set +e
   (
     set -euo pipefail
