@@ -146,9 +146,12 @@ void WorkerGroup::WakeOne(int level) {
     // per push cost the answering thread a system call per task, and most found nobody to wake
     // (the worker the first one woke had not run yet).
     if (level >= 0 && DeferWake()) return;
-    epoch_.fetch_add(1, std::memory_order_release);
-    storage::FutexWake(epoch_, 1);
+    WakeUpTo(1);
   }
+}
+void WorkerGroup::WakeUpTo(int workers) {
+  epoch_.fetch_add(1, std::memory_order_release);
+  storage::FutexWake(epoch_, workers);
 }
 bool WorkerGroup::DeferWake() {
   return storage::CallbackBatch::Defer(&WorkerGroup::WakeDeferred, this);
@@ -160,8 +163,7 @@ void WorkerGroup::WakeDeferred(void* group, int tasks) {
   // tasks were pushed and left since look for work again before they park.
   FullBarrier();
   if (g->idle_.load(std::memory_order_relaxed) > 0) {
-    g->epoch_.fetch_add(1, std::memory_order_release);
-    storage::FutexWake(g->epoch_, std::min(tasks, kMaxWorkers));
+    g->WakeUpTo(std::min(tasks, kMaxWorkers));
   }
 }
 void WorkerGroup::WakeParked(int level) {
@@ -169,10 +171,7 @@ void WorkerGroup::WakeParked(int level) {
   // deque), so unlike WakeOne this wakes a parked worker even while others spin.
   FullBarrier();
   MarkLevel(level);
-  if (idle_.load(std::memory_order_relaxed) > 0) {
-    epoch_.fetch_add(1, std::memory_order_release);
-    storage::FutexWake(epoch_, 1);
-  }
+  if (idle_.load(std::memory_order_relaxed) > 0) WakeUpTo(1);
 }
 void WorkerGroup::WakeAll() {
   epoch_.fetch_add(1, std::memory_order_release);

@@ -135,6 +135,8 @@ class WorkerGroup {
   bool DeferWake();
   // The end of a batch that pushed `tasks` tasks: wakes as many parked workers (at most).
   static void WakeDeferred(void* group, int tasks);
+  // Bumps the parking epoch and wakes up to `workers` parked workers (the caller saw some).
+  void WakeUpTo(int workers);
 
   const std::string name_;
   const std::vector<internal::QueueSlot*> queues_;
