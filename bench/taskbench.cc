@@ -16,12 +16,16 @@
 //                     fires/s, CPU of the timer thread and of the process, against a baseline
 //                     that enqueues the same tasks at the same times without the scheduler.
 //   schedule-restart  (sync/async) J persisted jobs: the time until a reopened scheduler runs.
+//   disk              plain RocksDB on this machine: fsync'd Puts, WriteBatches with and without
+//                     sync; the ground the durable modes stand on.
 // Each scenario runs --repeat times on a fresh engine; the reported figure is the median.
 // Output is an aligned table, or with --json one JSON object per scenario and line.
 //
 // Every loop is bounded in count, and every wait in time (--max-wait): a stuck engine ends the
 // run with an error (exit 1) instead of hanging. Bad flags exit 2.
 #include <pthread.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +38,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <functional>
@@ -108,6 +113,14 @@ Every run of sync and async uses a fresh store in its own directory under --data
 after the run. Throughput and recovery runs end when the engine counts every task COMPLETED,
 which in sync and async mode means its completion record is written (fsynced in sync).
   all          throughput, latency and idle, in that order.
+  disk         (not part of "all"; --mode does not apply) what this machine's disk and RocksDB
+               give the durable modes, measured with plain RocksDB (default options) on a fresh
+               directory under --data-dir: --disk-ops single Puts with sync (an fsync each:
+               p50, p99, p99.9 and max in µs, and puts/s), then --disk-ops WriteBatches of
+               --disk-batch records with sync (syncrec/s: records per second, the ceiling of
+               group commit in sync mode) and as many without sync (asyncrec/s). Records are
+               16-byte keys in ascending order with 128-byte values, about a task record's
+               size. The engine's sync and async figures are best read against these.
   http         (not part of "all") the HTTP API: an engine (--mode, --workers) with the test
                handlers, the ApiService with JWT auth on (a random secret) and the Beast server
                on 127.0.0.1, an ephemeral port and --io-threads threads, all in this process.
@@ -125,9 +138,9 @@ which in sync and async mode means its completion record is written (fsynced in 
 
 Flags (a value may follow as "--flag value" or "--flag=value"):
   --scenario S        throughput | latency | idle | recovery | http | schedule |
-                      schedule-restart | all. Default: all.
-  --data-dir D        where the stores of sync and async runs go. Default: a new directory
-                      under $TMPDIR (or /tmp), removed at the end.
+                      schedule-restart | disk | all. Default: all.
+  --data-dir D        where the stores of sync and async runs (and of disk) go. Default: a new
+                      directory under $TMPDIR (or /tmp), removed at the end.
   --recovery-tasks R  PENDING tasks of the recovery scenario, 1..100000000. Default: 1000000.
   --mode M            durability mode: memory | sync | async. Default: memory. sync and async
                       need the RocksDB store; until it exists the engine refuses them (exit 2).
@@ -158,6 +171,9 @@ Flags (a value may follow as "--flag value" or "--flag=value"):
   --warmup-s S        http: load before the window, not measured, 0..3600. Default: 1.
   --get-tasks N       http get: tasks enqueued (and completed) before the load, whose ids the
                       GETs cycle over, 1..10000000. Default: 1000.
+  --disk-ops N        disk: single Puts, and WriteBatches of each kind, 1..10000000.
+                      Default: 2000.
+  --disk-batch B      disk: records per WriteBatch, 1..100000. Default: 100.
   --jobs J            schedule and schedule-restart: jobs, 1..1000000. Default: 10000.
   --interval-ms I     schedule: the jobs' interval in ms, 1..86400000. Default: 1000.
   --aligned           schedule: every job starts at the same instant.
@@ -200,6 +216,8 @@ struct Flags {
   int64_t jobs = 10'000;
   int64_t interval_ms = 1000;
   bool aligned = false;
+  int64_t disk_ops = 2000;
+  int64_t disk_batch = 100;
 };
 
 // A failed run: the message, and the exit status it leads to.
@@ -269,10 +287,10 @@ Flags ParseFlags(int argc, char** argv) {
     if (name == "scenario") {
       if (value != "throughput" && value != "latency" && value != "idle" && value != "all" &&
           value != "recovery" && value != "http" && value != "schedule" &&
-          value != "schedule-restart") {
+          value != "schedule-restart" && value != "disk") {
         UsageError("--scenario: '" + std::string(value) +
                    "' is not one of throughput, latency, idle, recovery, http, schedule, "
-                   "schedule-restart, all");
+                   "schedule-restart, disk, all");
       }
       f.scenario = value;
     } else if (name == "mode") {
@@ -328,6 +346,10 @@ Flags ParseFlags(int argc, char** argv) {
       f.jobs = ParseInt(name, value, 1, 1'000'000);
     } else if (name == "interval-ms") {
       f.interval_ms = ParseInt(name, value, 1, 86'400'000);
+    } else if (name == "disk-ops") {
+      f.disk_ops = ParseInt(name, value, 1, 10'000'000);
+    } else if (name == "disk-batch") {
+      f.disk_batch = ParseInt(name, value, 1, 100'000);
     } else {
       UsageError("unknown flag '--" + std::string(name) + "'");
     }
@@ -847,6 +869,86 @@ std::optional<Run> RunRecovery(const Flags& f, Failure* failure) {
   return run;
 }
 
+// The disk scenario: plain RocksDB on a fresh directory (see the usage text).
+std::optional<Run> RunDisk(const Flags& f, Failure* failure) {
+  const RunDir dir(f);  // first, so it is removed after the database is closed
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  rocksdb::DB* opened = nullptr;
+  if (rocksdb::Status s = rocksdb::DB::Open(options, dir.path(), &opened); !s.ok()) {
+    *failure = {"cannot open RocksDB in " + dir.path() + ": " + s.ToString(), 2};
+    return std::nullopt;
+  }
+  const std::unique_ptr<rocksdb::DB> db(opened);
+  const auto deadline = SteadyClock::now() + std::chrono::duration<double>(f.max_wait);
+  uint64_t seq = 0;
+  std::string key(16, '\0');
+  std::string value(128, '\0');
+  std::mt19937_64 random(42);
+  for (char& c : value) c = static_cast<char>(random());
+  // The next record: an ascending big-endian key, its number in the value's first bytes.
+  auto next = [&] {
+    uint64_t v = ++seq;
+    for (int i = 15; i >= 8; --i, v >>= 8) key[i] = static_cast<char>(v & 0xff);
+    std::memcpy(value.data(), &seq, sizeof seq);
+  };
+  // Runs `one` --disk-ops times; false (and the failure set) on an error or past --max-wait.
+  auto repeat = [&](const char* what, auto one) {
+    for (int64_t i = 0; i < f.disk_ops; ++i) {
+      if (rocksdb::Status s = one(); !s.ok()) {
+        *failure = {std::string("disk: ") + what + ": " + s.ToString(), 1};
+        return false;
+      }
+      if (SteadyClock::now() > deadline) {
+        *failure = {std::string("disk: ") + what + " not done within --max-wait", 1};
+        return false;
+      }
+    }
+    return true;
+  };
+  const OthersProbe probe;
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  std::vector<int64_t> put_ns;
+  put_ns.reserve(static_cast<size_t>(f.disk_ops));
+  auto start = SteadyClock::now();
+  if (!repeat("sync Put", [&] {
+        next();
+        const int64_t t0 = SteadyNanos();
+        rocksdb::Status s = db->Put(synced, key, value);
+        put_ns.push_back(SteadyNanos() - t0);
+        return s;
+      })) {
+    return std::nullopt;
+  }
+  const double put_seconds = SecondsSince(start);
+  rocksdb::WriteBatch batch;
+  auto write_batch = [&](const rocksdb::WriteOptions& wo) {
+    batch.Clear();
+    for (int64_t k = 0; k < f.disk_batch; ++k) {
+      next();
+      if (rocksdb::Status s = batch.Put(key, value); !s.ok()) return s;
+    }
+    return db->Write(wo, &batch);
+  };
+  start = SteadyClock::now();
+  if (!repeat("sync WriteBatch", [&] { return write_batch(synced); })) return std::nullopt;
+  const double sync_seconds = SecondsSince(start);
+  start = SteadyClock::now();
+  if (!repeat("WriteBatch", [&] { return write_batch(rocksdb::WriteOptions()); })) {
+    return std::nullopt;
+  }
+  const double async_seconds = SecondsSince(start);
+  const double records = static_cast<double>(f.disk_ops) * static_cast<double>(f.disk_batch);
+  Run run;
+  AddLatencyFigures(std::move(put_ns), run);
+  run.push_back({"puts_per_sec", static_cast<double>(f.disk_ops) / put_seconds});
+  run.push_back({"sync_records_per_sec", records / sync_seconds});
+  run.push_back({"async_records_per_sec", records / async_seconds});
+  run.push_back({"others_cpu_pct", probe.OthersPct()});
+  return run;
+}
+
 std::optional<Run> RunEnqueueLatency(const Flags& f, Failure* failure) {
   std::unique_ptr<Bench> b = OpenBench(f, f.workers, 0, failure);
   if (b == nullptr) return std::nullopt;
@@ -1340,11 +1442,14 @@ constexpr Column kColumns[] = {
     {"open_s", "open_s", 7, 3},
     {"rss_MiB", "rss_mib", 8, 1},
     {"rec/commit", "records_per_commit", 10, 1},
+    {"put/s", "puts_per_sec", 9, 0},
+    {"syncrec/s", "sync_records_per_sec", 11, 0},
+    {"asyncrec/s", "async_records_per_sec", 11, 0},
     {"others_%", "others_cpu_pct", 8, 1},
 };
 
 void PrintTableHeader() {
-  std::printf("%-16s %-6s %-6s %4s %4s %10s", "scenario", "mode", "run", "prod", "wrk", "tasks");
+  std::printf("%-16s %-7s %-6s %4s %4s %10s", "scenario", "mode", "run", "prod", "wrk", "tasks");
   for (const Column& c : kColumns) {
     std::printf(" %*.*s", c.width, static_cast<int>(c.header.size()), c.header.data());
   }
@@ -1353,7 +1458,7 @@ void PrintTableHeader() {
 
 void PrintTableRow(const Flags& f, const ScenarioResult& r, const std::string& label,
                    const Run& run) {
-  std::printf("%-16s %-6s %-6s %4" PRId64 " %4" PRId64 " %10" PRId64, r.scenario.c_str(),
+  std::printf("%-16s %-7s %-6s %4" PRId64 " %4" PRId64 " %10" PRId64, r.scenario.c_str(),
               f.mode.c_str(), label.c_str(), r.producers, r.workers, r.tasks);
   for (const Column& c : kColumns) {
     auto it = std::find_if(run.begin(), run.end(),
@@ -1526,6 +1631,13 @@ int Main(int argc, char** argv) {
                  .tasks = f.jobs,
                  .runs = {}},
                 [&](Failure* failure) { return RunScheduleRestart(f, failure); });
+  }
+  if (f.scenario == "disk") {
+    Flags plain = f;  // reported as mode "rocksdb": no engine, no durability mode
+    plain.mode = "rocksdb";
+    RunScenario(plain,
+                {.scenario = "disk", .producers = 1, .workers = 0, .tasks = f.disk_ops, .runs = {}},
+                [&](Failure* failure) { return RunDisk(f, failure); });
   }
   if (all || f.scenario == "idle") {
     RunScenario(
