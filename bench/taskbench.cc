@@ -117,10 +117,11 @@ which in sync and async mode means its completion record is written (fsynced in 
                give the durable modes, measured with plain RocksDB (default options) on a fresh
                directory under --data-dir: --disk-ops single Puts with sync (an fsync each:
                p50, p99, p99.9 and max in µs, and puts/s), then --disk-ops WriteBatches of
-               --disk-batch records with sync (syncrec/s: records per second, the ceiling of
-               group commit in sync mode) and as many without sync (asyncrec/s). Records are
-               16-byte keys in ascending order with 128-byte values, about a task record's
-               size. The engine's sync and async figures are best read against these.
+               --disk-batch records with sync (syncrec/s: records per second, what group
+               commits of that size can reach in sync mode) and as many without sync
+               (asyncrec/s). Records are 16-byte keys in ascending order with 128-byte
+               values, about a task record's size. The engine's sync and async figures are
+               best read against these.
   http         (not part of "all") the HTTP API: an engine (--mode, --workers) with the test
                handlers, the ApiService with JWT auth on (a random secret) and the Beast server
                on 127.0.0.1, an ephemeral port and --io-threads threads, all in this process.
