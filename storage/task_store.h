@@ -127,7 +127,10 @@ class TaskStore {
   // thread. Default: OK.
   virtual Status Health() const { return Status::Ok(); }
 
-  // The record of `id`, or NotFound.
+  // The record of `id`, or NotFound. Meant for finished tasks (the engine keeps live ones in
+  // memory): in a writable RocksDB store, a live record that is still in the memtable costs a
+  // sort of that memtable to read (see rocksdb_task_store.cc); read many live records with
+  // ForEachLive, or from a read-only store.
   virtual Result<TaskRecord> Get(const TaskId& id) const = 0;
 
   // One page of records matching the query, newest first.

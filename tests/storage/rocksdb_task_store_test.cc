@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <rocksdb/perf_context.h>
+#include <rocksdb/perf_level.h>
 #include <rocksdb/write_batch.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -255,6 +257,114 @@ TEST(RocksDbTaskStore, TerminalWriteMovesTheRecordOutOfLive) {
   ASSERT_TRUE(counts.ok());
   EXPECT_EQ(Count(*counts, "default", S::kFailed), 1u);
   EXPECT_EQ(Count(*counts, "default", S::kRunning), 0u);
+}
+
+// Live records are kept in a vector memtable (appended, sorted when read or flushed): records
+// rewritten and retired several times within one memtable read back as their last write, by
+// Get, ForEachLive (in id order) and Counts, while they are in the memtable, after a reopen
+// (replayed from the WAL) and after a flush and compaction to table files.
+TEST(RocksDbTaskStore, RewrittenAndRetiredLiveRecordsReadBackAsTheirLastWrite) {
+  constexpr uint64_t kTasks = 600;
+  // Every task is enqueued; odd ones start; multiples of 5 go to RETRYING; multiples of 3 end.
+  auto expected = [](uint64_t i) {
+    if (i % 3 == 0) return S::kCompleted;
+    if (i % 5 == 0) return S::kRetrying;
+    return i % 2 == 1 ? S::kRunning : S::kPending;
+  };
+  auto write_all = [](TaskStore& store, auto step) {
+    std::vector<TaskRecord> batch;
+    for (uint64_t i = 1; i <= kTasks; ++i) {
+      if (std::optional<TaskRecord> r = step(i)) batch.push_back(std::move(*r));
+    }
+    ASSERT_TRUE(store.Write(batch).ok());
+  };
+  auto check = [&](const RocksDbTaskStore& store, const std::string& when) {
+    SCOPED_TRACE(when);
+    std::vector<uint64_t> live_ids;
+    uint64_t live_by_state[kTaskStateCount] = {};
+    ASSERT_TRUE(store
+                    .ForEachLive([&](const TaskRecord& r) {
+                      for (uint64_t i = 1; i <= kTasks; ++i) {
+                        if (IdFor(i) != r.id()) continue;
+                        live_ids.push_back(i);
+                        EXPECT_EQ(r.state, expected(i)) << "task " << i;
+                      }
+                      live_by_state[static_cast<int>(r.state)] += 1;
+                    })
+                    .ok());
+    std::vector<uint64_t> want_ids;
+    for (uint64_t i = 1; i <= kTasks; ++i) {
+      if (i % 3 != 0) want_ids.push_back(i);
+    }
+    EXPECT_EQ(live_ids, want_ids);
+    for (uint64_t i = 1; i <= kTasks; ++i) {
+      Result<TaskRecord> r = store.Get(IdFor(i));
+      ASSERT_TRUE(r.ok()) << "task " << i << ": " << r.status().ToString();
+      EXPECT_EQ(r->state, expected(i)) << "task " << i;
+    }
+    EXPECT_EQ(store.Get(IdFor(kTasks + 1)).status().code(), Status::Code::kNotFound);
+    Result<StoreCounts> counts = store.Counts();
+    ASSERT_TRUE(counts.ok());
+    for (S state : {S::kPending, S::kRunning, S::kRetrying, S::kCompleted}) {
+      uint64_t want = 0;
+      for (uint64_t i = 1; i <= kTasks; ++i) want += expected(i) == state ? 1 : 0;
+      EXPECT_EQ(Count(*counts, "default", state), want) << ToString(state);
+      if (!IsTerminal(state)) {
+        EXPECT_EQ(live_by_state[static_cast<int>(state)], want) << ToString(state);
+      }
+    }
+  };
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.path(), Durability::kAsync);
+    ASSERT_NE(store, nullptr);
+    write_all(*store, [](uint64_t i) { return std::optional<TaskRecord>(MakeRecord(i)); });
+    write_all(*store, [](uint64_t i) {
+      return i % 2 == 1 ? std::optional<TaskRecord>(With(MakeRecord(i), S::kRunning))
+                        : std::nullopt;
+    });
+    write_all(*store, [](uint64_t i) {
+      return i % 5 == 0 && i % 3 != 0 ? std::optional<TaskRecord>(With(MakeRecord(i), S::kRetrying))
+                                      : std::nullopt;
+    });
+    write_all(*store, [](uint64_t i) {
+      return i % 3 == 0 ? std::optional<TaskRecord>(With(MakeRecord(i), S::kCompleted))
+                        : std::nullopt;
+    });
+    check(*store, "in the memtable");
+  }
+  auto store = OpenOrDie(dir.path(), Durability::kAsync);
+  ASSERT_NE(store, nullptr);
+  check(*store, "after a reopen");
+  ASSERT_TRUE(store->CompactAll().ok());
+  check(*store, "after a compaction");
+}
+
+// A read of the live memtable copies and sorts it (a vector memtable), so Get avoids it: a
+// finished task is found in `done` without touching `live`, and for an id that is nowhere the
+// live memtable's bloom filter answers (RocksDB's perf context counts both).
+TEST(RocksDbTaskStore, GetReadsTheLiveMemtableOnlyWhenItMayHoldTheId) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path(), Durability::kAsync);
+  ASSERT_NE(store, nullptr);
+  std::vector<TaskRecord> live;
+  for (uint64_t i = 1; i <= 100; ++i) live.push_back(MakeRecord(i));
+  ASSERT_TRUE(store->Write(live).ok());
+  ASSERT_TRUE(WriteOne(*store, With(MakeRecord(1), S::kCompleted)).ok());
+
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
+  rocksdb::PerfContext& perf = *rocksdb::get_perf_context();
+  perf.Reset();
+  EXPECT_EQ(store->Get(IdFor(1))->state, S::kCompleted);
+  EXPECT_EQ(perf.bloom_memtable_hit_count + perf.bloom_memtable_miss_count, 0u)
+      << "the live memtable was read for a finished task";
+  perf.Reset();
+  EXPECT_EQ(store->Get(IdFor(1000)).status().code(), Status::Code::kNotFound);
+  EXPECT_GE(perf.bloom_memtable_miss_count, 1u) << "no bloom filter answered for `live`";
+  perf.Reset();
+  EXPECT_EQ(store->Get(IdFor(2))->state, S::kPending);
+  EXPECT_GE(perf.bloom_memtable_hit_count, 1u);
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
 }
 
 TEST(RocksDbTaskStore, CountsTerminalPersistedAndLiveScanned) {
