@@ -283,8 +283,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         // memtable copies and sorts it, so reads that can do without it skip it: the
         // whole-key bloom filter answers for keys that are not there, and Get looks in `done`
         // first. A reader (read_only: tools, checks) writes nothing and may read many live
-        // records one by one, so it keeps the skip list. (`async`, 64 asynchronous clients:
-        // +7-31%, `sync` +7-21%; bench/RESULTS.md, session 11.)
+        // records one by one, so it keeps the skip list. (`async` +7-22%, `sync` +7-11% in
+        // alternating runs; bench/RESULTS.md, session 11.)
         cf.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
         cf.memtable_whole_key_filtering = true;
         cf.memtable_prefix_bloom_size_ratio = 0.02;
