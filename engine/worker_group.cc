@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <exception>
 
@@ -173,10 +174,7 @@ void WorkerGroup::WakeParked(int level) {
   MarkLevel(level);
   if (idle_.load(std::memory_order_relaxed) > 0) WakeUpTo(1);
 }
-void WorkerGroup::WakeAll() {
-  epoch_.fetch_add(1, std::memory_order_release);
-  storage::FutexWakeAll(epoch_);
-}
+void WorkerGroup::WakeAll() { WakeUpTo(INT_MAX); }
 
 void WorkerGroup::StopAccepting() {
   accepting_.store(false, std::memory_order_release);

@@ -135,7 +135,7 @@ class WorkerGroup {
   bool DeferWake();
   // The end of a batch that pushed `tasks` tasks: wakes as many parked workers (at most).
   static void WakeDeferred(void* group, int tasks);
-  // Bumps the parking epoch and wakes up to `workers` parked workers (the caller saw some).
+  // Bumps the parking epoch and wakes up to `workers` parked workers (INT_MAX: all).
   void WakeUpTo(int workers);
 
   const std::string name_;
