@@ -1084,8 +1084,13 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     size_t bytes = kBatchHeader;
     for (const Request* r : requests) bytes += r->body.size();
     rep.reserve(bytes + 256);
-    // New values of the counts this commit touches, written in the same batch.
-    std::map<std::string, StateCounts, std::less<>> touched;
+    // New values of the counts this commit touches, written in the same batch: only the states
+    // that changed (`changed`, a bit per state), each count being a key rewritten per commit.
+    struct Touched {
+      StateCounts counts;
+      uint32_t changed = 0;
+    };
+    std::map<std::string, Touched, std::less<>> touched;
     for (const Request* r : requests) {
       rep.append(r->body);
       needs_sync = needs_sync || r->needs_sync;
@@ -1101,10 +1106,11 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
             auto c = counts_.find(d.queue);
             if (c != counts_.end()) base = c->second;
           }
-          it = touched.emplace(d.queue, base).first;
+          it = touched.emplace(d.queue, Touched{base, 0}).first;
         }
-        uint64_t& n = it->second[static_cast<int>(d.state)];
+        uint64_t& n = it->second.counts[static_cast<int>(d.state)];
         n = d.delta < 0 && n < static_cast<uint64_t>(-d.delta) ? 0 : n + d.delta;
+        it->second.changed |= uint32_t{1} << static_cast<int>(d.state);
       }
     }
     Status status = Status::Ok();
@@ -1113,11 +1119,11 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       for (int i = 0; i < 4; ++i) rep[8 + i] = static_cast<char>(entries >> (8 * i));
       rocksdb::WriteBatch wb(std::move(rep));
       std::string count_value;
-      for (const auto& [queue, per_state] : touched) {
+      for (const auto& [queue, t] : touched) {
         for (int i = 0; i < kTaskStateCount; ++i) {
-          if (!IsTerminal(static_cast<TaskState>(i))) continue;
+          if (!IsTerminal(static_cast<TaskState>(i)) || (t.changed >> i & 1) == 0) continue;
           count_value.clear();
-          codec::EncodeFixed64(per_state[i], &count_value);
+          codec::EncodeFixed64(t.counts[i], &count_value);
           wb.Put(cf_[kMeta], codec::CountKey(queue, static_cast<TaskState>(i)), count_value);
         }
       }
@@ -1133,7 +1139,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       }
       if (status.ok()) {
         std::lock_guard<std::mutex> lock(counts_mu_);
-        for (auto& [queue, per_state] : touched) counts_[queue] = per_state;
+        for (auto& [queue, t] : touched) counts_[queue] = t.counts;
         commits_.fetch_add(1, std::memory_order_relaxed);
         committed_records_.fetch_add(records, std::memory_order_relaxed);
       }

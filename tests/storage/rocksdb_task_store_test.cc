@@ -720,6 +720,16 @@ TEST(RocksDbTaskStore, PurgesByAgeAndByCountInBatches) {
   page = store->List(by_queue);
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->records.size(), 11u);
+
+  // The counts on disk lost them too (a commit writes the counts that changed in it).
+  ASSERT_TRUE(WriteOne(*store, With(MakeRecord(20), S::kFailed)).ok());
+  store.reset();
+  store = OpenOrDie(dir.path(), Durability::kAsync);
+  ASSERT_NE(store, nullptr);
+  counts = store->TerminalCounts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->total(S::kCompleted), 10u);
+  EXPECT_EQ(counts->total(S::kFailed), 1u);
 }
 
 TEST(RocksDbTaskStore, ConcurrentWritersShareCommits) {
