@@ -108,6 +108,15 @@ class AppendSkipListRep final : public rocksdb::MemTableRep {
 
   // The first node whose key is >= key, or nullptr.
   Node* FindGreaterOrEqual(const char* key) const {
+    Node* next = nullptr;
+    FindLessThan(key, &next);
+    return next;
+  }
+
+  // The last node whose key is < key, or head_; `*next_out`, when given, the node after it as
+  // this search read it (a reader must not read that link again: a writer may have linked a
+  // node < key there meanwhile).
+  Node* FindLessThan(const char* key, Node** next_out = nullptr) const {
     Node* x = head_;
     Node* bigger = nullptr;  // known to be >= key: not compared again on the levels below
     for (int level = max_height_.load(std::memory_order_relaxed) - 1;;) {
@@ -115,23 +124,7 @@ class AppendSkipListRep final : public rocksdb::MemTableRep {
       if (next != nullptr && next != bigger && compare_(next->Key(), key) < 0) {
         x = next;
       } else if (level == 0) {
-        return next;
-      } else {
-        bigger = next;
-        --level;
-      }
-    }
-  }
-
-  // The last node whose key is < key, or head_.
-  Node* FindLessThan(const char* key) const {
-    Node* x = head_;
-    Node* bigger = nullptr;
-    for (int level = max_height_.load(std::memory_order_relaxed) - 1;;) {
-      Node* next = x->Next(level);
-      if (next != nullptr && next != bigger && compare_(next->Key(), key) < 0) {
-        x = next;
-      } else if (level == 0) {
+        if (next_out != nullptr) *next_out = next;
         return x;
       } else {
         bigger = next;
