@@ -8,6 +8,7 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace bmos::storage {
@@ -41,30 +42,41 @@ class AppendSkipListRep;
 // Iterators handed out with an arena are destroyed by an explicit destructor call (RocksDB's
 // MemTableIterator), never freed: their storage comes from this pool, which the rep frees. The
 // pool keeps the rep free of RocksDB's private Arena class.
+// An iterator gives its storage back from its destructor, whose members and base are destroyed
+// after that: only the thread that ran the destructor takes that storage again (by then the
+// destructor has finished, in that thread's order), never another one.
 class IteratorPool {
  public:
   void* Take() {
+    const std::thread::id me = std::this_thread::get_id();
     std::lock_guard<std::mutex> lock(mu_);
-    if (free_.empty()) {
-      slots_.push_back(std::make_unique<Slot>());
-      return slots_.back()->bytes;
+    for (size_t i = 0; i < free_.size(); ++i) {
+      if (free_[i].by == me) {
+        void* slot = free_[i].slot;
+        free_[i] = free_.back();
+        free_.pop_back();
+        return slot;
+      }
     }
-    void* slot = free_.back();
-    free_.pop_back();
-    return slot;
+    slots_.push_back(std::make_unique<Slot>());
+    return slots_.back()->bytes;
   }
   void Give(void* slot) {
     std::lock_guard<std::mutex> lock(mu_);
-    free_.push_back(slot);
+    free_.push_back({slot, std::this_thread::get_id()});
   }
 
  private:
   struct Slot {
     alignas(std::max_align_t) unsigned char bytes[128];
   };
+  struct Free {
+    void* slot;
+    std::thread::id by;  // the thread that gave it back
+  };
   std::mutex mu_;
   std::vector<std::unique_ptr<Slot>> slots_;  // GUARDED_BY(mu_)
-  std::vector<void*> free_;                   // GUARDED_BY(mu_)
+  std::vector<Free> free_;                    // GUARDED_BY(mu_)
 };
 
 class AppendSkipListRep final : public rocksdb::MemTableRep {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <latch>
 #include <map>
 #include <memory>
 #include <optional>
@@ -239,7 +240,10 @@ TEST(AppendSkipList, ReadersSeeCompleteEntriesInOrderWhileOneThreadWrites) {
   constexpr uint64_t kKeys = 20'000;
   std::atomic<bool> done{false};
   std::atomic<uint64_t> written{0};
+  constexpr int kReaders = 2;
+  std::latch readers_ready(kReaders + 1);  // the writer starts once both readers run
   std::thread writer([&] {
+    readers_ready.arrive_and_wait();
     std::mt19937_64 rng(7);
     rocksdb::WriteBatch batch;
     for (uint64_t i = 0; i < kKeys; ++i) {
@@ -259,10 +263,13 @@ TEST(AppendSkipList, ReadersSeeCompleteEntriesInOrderWhileOneThreadWrites) {
   std::vector<std::thread> readers;
   std::atomic<uint64_t> scans{0};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  for (int r = 0; r < 2; ++r) {
+  for (int r = 0; r < kReaders; ++r) {
     readers.emplace_back([&, r] {
       std::mt19937_64 rng(100 + r);
-      while (!done.load() && std::chrono::steady_clock::now() < deadline) {
+      readers_ready.arrive_and_wait();
+      // At least one scan each, however the threads are scheduled.
+      for (bool first = true;
+           first || (!done.load() && std::chrono::steady_clock::now() < deadline); first = false) {
         // Written before the iterator's snapshot: it sees them (all but repeated random keys).
         const uint64_t before = written.load(std::memory_order_acquire);
         std::unique_ptr<rocksdb::Iterator> it(db.db->NewIterator(rocksdb::ReadOptions()));
