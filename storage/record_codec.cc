@@ -6,25 +6,45 @@
 namespace bmos::storage::codec {
 namespace {
 
-// Each field is built in a local buffer and appended once: a push_back per byte costs a
-// capacity check and a size update each (encoding was ~8% of all CPU in `async` runs).
-void PutVarint(uint64_t v, std::string* out) {
-  char buf[10];
-  size_t n = 0;
-  while (v >= 0x80) {
-    buf[n++] = static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  buf[n++] = static_cast<char>(v);
-  out->append(buf, n);
-}
+constexpr size_t kMaxVarint = 10;  // bytes of a 64-bit varint
 
-void PutSigned(int64_t v, std::string* out) {
-  PutVarint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63), out);
-}
+// Writes fields into memory sized beforehand (EncodeRecord sizes its output once for the
+// longest encoding and trims it after): appending field by field, or byte by byte, cost a
+// capacity check and a size update each, and encoding was ~8% of all CPU in `async` runs.
+class RawWriter {
+ public:
+  explicit RawWriter(char* at) : at_(at) {}
+  char* end() const { return at_; }
+
+  void Byte(uint8_t b) { *at_++ = static_cast<char>(b); }
+  void Varint(uint64_t v) {
+    while (v >= 0x80) {
+      *at_++ = static_cast<char>(v | 0x80);
+      v >>= 7;
+    }
+    *at_++ = static_cast<char>(v);
+  }
+  void Signed(int64_t v) {
+    Varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+  }
+  void String(std::string_view s) {
+    Varint(s.size());
+    if (!s.empty()) std::memcpy(at_, s.data(), s.size());
+    at_ += s.size();
+  }
+  void Fixed64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) *at_++ = static_cast<char>(v >> (8 * i));
+  }
+
+ private:
+  char* at_;
+};
 
 void PutString(std::string_view s, std::string* out) {
-  PutVarint(s.size(), out);
+  char length[kMaxVarint];
+  RawWriter w(length);
+  w.Varint(s.size());
+  out->append(length, static_cast<size_t>(w.end() - length));
   out->append(s);
 }
 
@@ -99,29 +119,35 @@ std::string PrefixOf(char kind, std::string_view value) {
 
 void EncodeRecord(const TaskRecord& r, std::string* out) {
   const TaskSpec& spec = *r.spec;
-  out->push_back(static_cast<char>(kRecordFormat));
-  out->push_back(static_cast<char>(r.state));
-  PutString(spec.queue, out);  // state and queue first: PeekStateAndQueue reads only these
-  out->push_back(static_cast<char>(spec.priority));
-  PutString(spec.name, out);
-  PutString(spec.data_json, out);
-  PutVarint(static_cast<uint32_t>(spec.max_retries), out);
-  PutSigned(spec.timeout_ms, out);
-  PutSigned(spec.eta_ms, out);
-  PutString(spec.unique_key, out);
-  PutSigned(spec.created_ms, out);
-  PutVarint(static_cast<uint32_t>(r.retry_count), out);
-  PutSigned(r.run_at_ms, out);
-  PutSigned(r.started_ms, out);
-  PutSigned(r.completed_ms, out);
+  // 3 bytes, 8 varints, the progress (8 bytes) and 7 strings with their lengths.
+  constexpr size_t kLongestFixed = 3 + 8 * kMaxVarint + 8 + 7 * kMaxVarint;
+  const size_t start = out->size();
+  out->resize(start + kLongestFixed + spec.queue.size() + spec.name.size() + spec.data_json.size() +
+              spec.unique_key.size() + r.progress_message.size() + r.result_json.size() +
+              r.error.size());
+  RawWriter w(out->data() + start);
+  w.Byte(kRecordFormat);
+  w.Byte(static_cast<uint8_t>(r.state));
+  w.String(spec.queue);  // state and queue first: PeekStateAndQueue reads only these
+  w.Byte(static_cast<uint8_t>(spec.priority));
+  w.String(spec.name);
+  w.String(spec.data_json);
+  w.Varint(static_cast<uint32_t>(spec.max_retries));
+  w.Signed(spec.timeout_ms);
+  w.Signed(spec.eta_ms);
+  w.String(spec.unique_key);
+  w.Signed(spec.created_ms);
+  w.Varint(static_cast<uint32_t>(r.retry_count));
+  w.Signed(r.run_at_ms);
+  w.Signed(r.started_ms);
+  w.Signed(r.completed_ms);
   uint64_t bits;
   std::memcpy(&bits, &r.progress, sizeof bits);
-  char progress[8];
-  for (int i = 0; i < 8; ++i) progress[i] = static_cast<char>(bits >> (8 * i));
-  out->append(progress, sizeof progress);
-  PutString(r.progress_message, out);
-  PutString(r.result_json, out);
-  PutString(r.error, out);
+  w.Fixed64(bits);
+  w.String(r.progress_message);
+  w.String(r.result_json);
+  w.String(r.error);
+  out->resize(static_cast<size_t>(w.end() - out->data()));
 }
 
 Result<TaskRecord> DecodeRecord(const TaskId& id, std::string_view value) {
