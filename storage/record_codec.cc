@@ -272,7 +272,9 @@ bool ParseCountKey(std::string_view key, std::string* queue, TaskState* state) {
 }
 
 void EncodeFixed64(uint64_t v, std::string* out) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+  char bytes[8];
+  RawWriter(bytes).Fixed64(v);
+  out->append(bytes, sizeof bytes);
 }
 
 bool DecodeFixed64(std::string_view in, uint64_t* v) {
