@@ -162,7 +162,6 @@ class AppendSkipListRep final : public rocksdb::MemTableRep {
 
   const KeyComparator& compare() const { return compare_; }
   Node* head() const { return head_; }
-  IteratorPool& pool() { return pool_; }
 
  private:
   Node* NewNode(int height, size_t key_len) {
@@ -222,15 +221,9 @@ class AppendSkipListRep final : public rocksdb::MemTableRep {
 
   // `x` sorts after every node: behind the last node of each of its levels.
   void Append(Node* x, int height) {
-    if (height > max_height_.load(std::memory_order_relaxed)) {
-      max_height_.store(height, std::memory_order_relaxed);
-    }
-    for (int i = 0; i < height; ++i) {
-      Node* prev = last_[i].load(std::memory_order_relaxed);
-      x->At(i)->store(nullptr, std::memory_order_relaxed);
-      prev->At(i)->store(x, std::memory_order_release);
-      last_[i].store(x, std::memory_order_relaxed);
-    }
+    Node* prev[kMaxHeight];
+    for (int i = 0; i < height; ++i) prev[i] = last_[i].load(std::memory_order_relaxed);
+    LinkAfter(x, height, prev);
   }
 
   // Anywhere else: search from the top, as a skip list does.
@@ -249,7 +242,14 @@ class AppendSkipListRep final : public rocksdb::MemTableRep {
       }
       prev[level] = p;
     }
-    if (height > max_height) max_height_.store(height, std::memory_order_relaxed);
+    LinkAfter(x, height, prev);
+  }
+
+  // Links `x` behind prev[i] on each level i below `height`.
+  void LinkAfter(Node* x, int height, Node* const* prev) {
+    if (height > max_height_.load(std::memory_order_relaxed)) {
+      max_height_.store(height, std::memory_order_relaxed);
+    }
     for (int i = 0; i < height; ++i) {
       Node* next = prev[i]->At(i)->load(std::memory_order_relaxed);
       x->At(i)->store(next, std::memory_order_relaxed);
@@ -287,11 +287,12 @@ class SkipListIterator final : public rocksdb::MemTableRep::Iterator {
   // The last entry <= the target.
   void SeekForPrev(const rocksdb::Slice& internal_key, const char* memtable_key) override {
     const char* target = Target(internal_key, memtable_key);
-    Node* x = list_->FindGreaterOrEqual(target);
-    if (x != nullptr && list_->compare()(x->Key(), target) == 0) {
-      node_ = x;
+    Node* next = nullptr;
+    Node* before = list_->FindLessThan(target, &next);
+    if (next != nullptr && list_->compare()(next->Key(), target) == 0) {
+      node_ = next;
     } else {
-      Set(list_->FindLessThan(target));
+      Set(before);
     }
   }
   void SeekToFirst() override { node_ = list_->head()->Next(0); }
