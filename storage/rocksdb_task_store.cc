@@ -36,6 +36,7 @@
 #include "storage/memtable_rep.h"
 #include "storage/object_pool.h"
 #include "storage/record_codec.h"
+#include "storage/wal_file_system.h"
 
 namespace bmos::storage {
 namespace {
@@ -253,6 +254,14 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     db_options.write_buffer_manager =
         std::make_shared<rocksdb::WriteBufferManager>(options_.write_buffer_bytes);
     if (options_.env != nullptr) db_options.env = options_.env;
+    if (options_.durability == Durability::kSync && options_.zero_ahead_wal &&
+        !options_.read_only) {
+      // The environment's files, with the WAL's zeroed ahead (its other parts are the default
+      // environment's, as they are in the environments tests pass).
+      wal_fs_ = std::make_shared<ZeroAheadWalFileSystem>(db_options.env->GetFileSystem());
+      wal_env_ = rocksdb::NewCompositeEnv(wal_fs_);
+      db_options.env = wal_env_.get();
+    }
     // A failed WAL write or fsync is recovered by reopening the database (Commit), never by
     // RocksDB's own recovery: RocksDB 7.8 treats those errors as fatal anyway, and its recovery
     // from a full disk can resume on a WAL writer that still holds the error and abort the
@@ -1353,6 +1362,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   }
 
   const RocksDbStoreOptions options_;
+  std::shared_ptr<ZeroAheadWalFileSystem> wal_fs_;  // kSync: the WAL's file system, and
+  std::unique_ptr<rocksdb::Env> wal_env_;           // the environment over it (outlive db_)
   std::shared_ptr<rocksdb::Cache> cache_;
   std::unique_ptr<rocksdb::DB> db_;
   std::array<rocksdb::ColumnFamilyHandle*, kCfCount> cf_{};

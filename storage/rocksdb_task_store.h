@@ -61,6 +61,10 @@ struct RocksDbStoreOptions {
   // The RocksDB environment (tests inject faults through it). Must outlive the store. Default:
   // null (RocksDB's default environment).
   rocksdb::Env* env = nullptr;
+  // kSync only: write the write-ahead log's files ahead with zeros, so that each commit's fsync
+  // overwrites blocks the file already has instead of growing it (storage/wal_file_system.h).
+  // Default: true.
+  bool zero_ahead_wal = true;
 };
 
 // Figures of the commit thread since open (tests and benchmarks).

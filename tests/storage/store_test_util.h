@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "storage/task_record.h"
+#include "storage/wal_file_system.h"
 
 namespace bmos::storage::test_util {
 
@@ -69,6 +71,22 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The store's write-ahead log files in `dir` that end in zeros written ahead
+// (storage/wal_file_system.h), and those that do not.
+inline std::pair<int, int> ZeroTailedAndPlainLogs(const std::string& dir) {
+  std::pair<int, int> logs{0, 0};
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (!ZeroAheadWalFileSystem::IsWalFileName(entry.path().string())) continue;
+    std::ifstream in(entry.path(), std::ios::binary | std::ios::ate);
+    const auto size = static_cast<uint64_t>(in.tellg());
+    if (size == 0) continue;
+    in.seekg(-1, std::ios::end);
+    const bool zero_tail = in.get() == 0 && size % ZeroAheadWalFileSystem::kDefaultChunkBytes == 0;
+    ++(zero_tail ? logs.first : logs.second);
+  }
+  return logs;
+}
 
 }  // namespace bmos::storage::test_util
 
