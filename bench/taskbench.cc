@@ -66,6 +66,7 @@
 #include "storage/rocksdb_task_store.h"
 #include "storage/status.h"
 #include "storage/task_store.h"
+#include "storage/wal_file_system.h"
 
 namespace bmos::bench {
 namespace {
@@ -114,8 +115,9 @@ after the run. Throughput and recovery runs end when the engine counts every tas
 which in sync and async mode means its completion record is written (fsynced in sync).
   all          throughput, latency and idle, in that order.
   disk         (not part of "all"; --mode does not apply) what this machine's disk and RocksDB
-               give the durable modes, measured with plain RocksDB (default options) on a fresh
-               directory under --data-dir: --disk-ops single Puts with sync (an fsync each:
+               give the durable modes, measured with plain RocksDB (default options; with
+               --disk-zero-ahead its WAL written over zeros, as the store's sync mode writes
+               it) on a fresh directory under --data-dir: --disk-ops single Puts with sync (an fsync each:
                p50, p99, p99.9 and max in µs, and puts/s), then --disk-ops WriteBatches of
                --disk-batch records with sync (syncrec/s: records per second, what group
                commits of that size can reach in sync mode) and as many without sync
@@ -175,6 +177,8 @@ Flags (a value may follow as "--flag value" or "--flag=value"):
   --disk-ops N        disk: single Puts, and WriteBatches of each kind, 1..10000000.
                       Default: 2000.
   --disk-batch B      disk: records per WriteBatch, 1..100000. Default: 100.
+  --disk-zero-ahead   disk: write the WAL over zeros written ahead, as the store does in sync
+                      mode (storage/wal_file_system.h), instead of growing it with each write.
   --jobs J            schedule and schedule-restart: jobs, 1..1000000. Default: 10000.
   --interval-ms I     schedule: the jobs' interval in ms, 1..86400000. Default: 1000.
   --aligned           schedule: every job starts at the same instant.
@@ -217,6 +221,7 @@ struct Flags {
   int64_t jobs = 10'000;
   int64_t interval_ms = 1000;
   bool aligned = false;
+  bool disk_zero_ahead = false;
   int64_t disk_ops = 2000;
   int64_t disk_batch = 100;
 };
@@ -269,6 +274,10 @@ Flags ParseFlags(int argc, char** argv) {
     }
     if (arg == "--aligned") {
       f.aligned = true;
+      continue;
+    }
+    if (arg == "--disk-zero-ahead") {
+      f.disk_zero_ahead = true;
       continue;
     }
     if (arg == "--json") {
@@ -875,6 +884,12 @@ std::optional<Run> RunDisk(const Flags& f, Failure* failure) {
   const RunDir dir(f);  // first, so it is removed after the database is closed
   rocksdb::Options options;
   options.create_if_missing = true;
+  std::unique_ptr<rocksdb::Env> zero_ahead_env;  // outlives the database (declared before it)
+  if (f.disk_zero_ahead) {
+    zero_ahead_env = rocksdb::NewCompositeEnv(
+        std::make_shared<storage::ZeroAheadWalFileSystem>(rocksdb::FileSystem::Default()));
+    options.env = zero_ahead_env.get();
+  }
   rocksdb::DB* opened = nullptr;
   if (rocksdb::Status s = rocksdb::DB::Open(options, dir.path(), &opened); !s.ok()) {
     *failure = {"cannot open RocksDB in " + dir.path() + ": " + s.ToString(), 2};
