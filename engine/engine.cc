@@ -180,6 +180,7 @@ Status EngineImpl::Start() {
       storage::RocksDbStoreOptions so;
       so.path = options_.data_dir;
       so.durability = options_.durability;
+      so.zero_ahead_wal = options_.wal_zero_ahead;
       Result<std::shared_ptr<storage::RocksDbTaskStore>> opened =
           storage::RocksDbTaskStore::Open(so);
       if (!opened.ok()) return opened.status();

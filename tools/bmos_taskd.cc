@@ -53,6 +53,7 @@ struct Config {
   int ml_workers = 1;
   bool bmos_handlers = true;
   bool default_timetable = true;
+  bool wal_zero_ahead = true;
 };
 
 bool SwitchValue(std::string_view v) { return v.empty() || v == "1" || v == "true"; }
@@ -189,6 +190,13 @@ std::vector<Option> Options() {
        "weekly_cleanup) on the first start",
        [](Config& c, std::string_view v) {
          c.default_timetable = !SwitchValue(v);
+         return Status::Ok();
+       }},
+      {"--no-wal-zero-ahead", "BMOS_NO_WAL_ZERO_AHEAD", nullptr,
+       "sync: grow the write-ahead log with each commit instead of writing it over zeros "
+       "written ahead (for copy-on-write file systems such as btrfs or ZFS)",
+       [](Config& c, std::string_view v) {
+         c.wal_zero_ahead = !SwitchValue(v);
          return Status::Ok();
        }},
       {"--with-test-handlers", "BMOS_TEST_HANDLERS", nullptr,
@@ -385,6 +393,7 @@ int main(int argc, char** argv) {
   bmos::engine::EngineOptions eo;
   eo.durability = *bmos::storage::ParseDurability(config.durability);
   eo.data_dir = config.data_dir;
+  eo.wal_zero_ahead = config.wal_zero_ahead;
   Result<std::vector<bmos::engine::WorkerGroupOptions>> groups = Groups(config);
   if (!groups.ok()) return Fail(groups.status().message(), 2);
   eo.groups = std::move(groups).value();

@@ -688,6 +688,8 @@ TEST(ServerLifecycle, HelpDocumentsEveryFlagAndItsVariable) {
                            "--drain-seconds",
                            "--with-test-handlers",
                            "--port-file",
+                           "--no-wal-zero-ahead",
+                           "BMOS_NO_WAL_ZERO_AHEAD",
                            "BMOS_JWT_SECRET"}) {
     EXPECT_NE(text.find(want), std::string::npos) << want;
   }
@@ -709,6 +711,36 @@ TEST(ServerLifecycle, NoAuthIsRefusedOffLoopbackAndBadFlagsExitWith2) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(local.Terminate(), std::optional<int>(0));
+}
+
+// In `sync` the server writes its WAL over zeros written ahead, unless told not to
+// (--no-wal-zero-ahead, or its variable); both serve enqueues.
+TEST(ServerLifecycle, WritesTheWalOverZerosUnlessToldNotTo) {
+  TempDir dir("taskd-wal");
+  struct Case {
+    const char* name;
+    std::vector<std::string> flags;
+    const char* env;           // BMOS_NO_WAL_ZERO_AHEAD for the run, or null
+    std::pair<int, int> logs;  // zero-tailed, plain
+  };
+  for (const Case& c : {Case{"default", {}, nullptr, {1, 0}},
+                        Case{"flag", {"--no-wal-zero-ahead"}, nullptr, {0, 1}},
+                        Case{"variable", {}, "1", {0, 1}}}) {
+    SCOPED_TRACE(c.name);
+    if (c.env != nullptr) ::setenv("BMOS_NO_WAL_ZERO_AHEAD", c.env, 1);
+    std::vector<std::string> flags = {"--auth", "none", "--durability", "sync"};
+    flags.insert(flags.end(), c.flags.begin(), c.flags.end());
+    TaskdProcess server(kTaskd, dir.Sub(c.name), flags);
+    const bool started = server.Start();
+    ::unsetenv("BMOS_NO_WAL_ZERO_AHEAD");
+    ASSERT_TRUE(started) << server.log();
+    HttpClient client(HttpEndpoint{"127.0.0.1", server.port()});
+    auto r = client.Post("/api/v1/tasks/enqueue", R"({"task_name":"bmos.noop"})");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(storage::test_util::ZeroTailedAndPlainLogs(dir.Sub(c.name)), c.logs);
+    EXPECT_EQ(server.Terminate(), std::optional<int>(0)) << server.log();
+  }
 }
 
 // -- Scheduled jobs -------------------------------------------------------------------------------
