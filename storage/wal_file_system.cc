@@ -85,6 +85,7 @@ class ZeroAheadWalFile final : public rocksdb::FSWritableFileOwnerWrapper {
     if (!s.ok()) {
       zeroer_->Close(options, dbg).PermitUncheckedError();
       zeroer_.reset();
+      zeroed_ = std::max(zeroed_, at);  // some of it may be there: Close cuts it off
       return;
     }
     zeroed_ = target;
@@ -93,7 +94,7 @@ class ZeroAheadWalFile final : public rocksdb::FSWritableFileOwnerWrapper {
   std::unique_ptr<rocksdb::FSRandomRWFile> zeroer_;  // null once closed or failed
   const uint64_t chunk_bytes_;
   uint64_t end_ = 0;     // bytes appended
-  uint64_t zeroed_ = 0;  // zeros written (and synced) up to here
+  uint64_t zeroed_ = 0;  // zeros written (and synced) up to here; Close cuts the file to end_
 };
 
 }  // namespace
@@ -126,8 +127,7 @@ rocksdb::IOStatus ZeroAheadWalFileSystem::NewWritableFile(
     return s;
   }
   std::unique_ptr<rocksdb::FSRandomRWFile> zeroer;
-  rocksdb::FileOptions zero_options;
-  if (!target()->NewRandomRWFile(fname, zero_options, &zeroer, dbg).ok()) {
+  if (!target()->NewRandomRWFile(fname, rocksdb::FileOptions(), &zeroer, dbg).ok()) {
     return s;  // no second handle: the log is written as RocksDB would write it
   }
   *result = std::make_unique<ZeroAheadWalFile>(std::move(*result), std::move(zeroer), chunk_bytes_);

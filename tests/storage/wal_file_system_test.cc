@@ -5,6 +5,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/options.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -109,52 +110,72 @@ TEST(ZeroAheadWalFileSystemTest, ZeroesAheadOfAppendsAndCutsTheZerosOnClose) {
   }
 }
 
-// A file system whose random-access writes fail as on a full disk: the zeros cannot be written.
+// A file system whose random-access writes fail as on a full disk once `room` of them have
+// succeeded: the zeros cannot be written, or only some of them.
 class NoRoomForZerosFs final : public rocksdb::FileSystemWrapper {
  public:
-  NoRoomForZerosFs() : rocksdb::FileSystemWrapper(rocksdb::FileSystem::Default()) {}
+  explicit NoRoomForZerosFs(int room)
+      : rocksdb::FileSystemWrapper(rocksdb::FileSystem::Default()), room_(room) {}
   const char* Name() const override { return "NoRoomForZerosFs"; }
   rocksdb::IOStatus NewRandomRWFile(const std::string& fname, const rocksdb::FileOptions& options,
                                     std::unique_ptr<rocksdb::FSRandomRWFile>* result,
                                     rocksdb::IODebugContext* dbg) override {
     rocksdb::IOStatus s = target()->NewRandomRWFile(fname, options, result, dbg);
-    if (s.ok()) *result = std::make_unique<File>(std::move(*result));
+    if (s.ok()) *result = std::make_unique<File>(std::move(*result), &room_);
     return s;
   }
-  int failed_writes = 0;
 
  private:
   class File final : public rocksdb::FSRandomRWFileOwnerWrapper {
    public:
-    explicit File(std::unique_ptr<rocksdb::FSRandomRWFile> f)
-        : rocksdb::FSRandomRWFileOwnerWrapper(std::move(f)) {}
-    rocksdb::IOStatus Write(uint64_t, const rocksdb::Slice&, const rocksdb::IOOptions&,
-                            rocksdb::IODebugContext*) override {
-      return rocksdb::IOStatus::NoSpace("no room for zeros");
+    File(std::unique_ptr<rocksdb::FSRandomRWFile> f, int* room)
+        : rocksdb::FSRandomRWFileOwnerWrapper(std::move(f)), room_(room) {}
+    rocksdb::IOStatus Write(uint64_t offset, const rocksdb::Slice& data,
+                            const rocksdb::IOOptions& options,
+                            rocksdb::IODebugContext* dbg) override {
+      if (*room_ <= 0) return rocksdb::IOStatus::NoSpace("no room for zeros");
+      --*room_;
+      return FSRandomRWFileOwnerWrapper::Write(offset, data, options, dbg);
     }
+
+   private:
+    int* const room_;
   };
+  int room_;
 };
 
-// Zeros that cannot be written leave the log as RocksDB would write it: appends go on, the file
-// grows with them.
+// Zeros that cannot be written leave the log as RocksDB would write it: appends go on and grow
+// the file. Zeros written only in part (the disk filled up in the middle of a chunk) are cut off
+// on close like any others.
 TEST(ZeroAheadWalFileSystemTest, AppendsGoOnWhenTheZerosCannotBeWritten) {
-  TempDir dir("walfs");
-  ASSERT_FALSE(dir.path().empty());
-  auto wal_fs =
-      std::make_shared<ZeroAheadWalFileSystem>(std::make_shared<NoRoomForZerosFs>(), kChunk);
-  const std::string path = dir.Sub("000009.log");
-  std::unique_ptr<rocksdb::FSWritableFile> file;
-  ASSERT_TRUE(wal_fs->NewWritableFile(path, rocksdb::FileOptions(), &file, nullptr).ok());
-  std::string expected;
-  for (size_t i = 0; i < 20; ++i) {
-    const std::string piece = Piece(i, 9000);
-    ASSERT_TRUE(file->Append(piece, rocksdb::IOOptions(), nullptr).ok());
-    ASSERT_TRUE(file->Sync(rocksdb::IOOptions(), nullptr).ok());
-    expected += piece;
+  // A chunk is four writes of zeros: with room for five, the second chunk stops after its first.
+  constexpr uint64_t kFourBlocks = 256u << 10;
+  for (const int room : {0, 5}) {
+    SCOPED_TRACE("room for " + std::to_string(room) + " writes of zeros");
+    TempDir dir("walfs");
+    ASSERT_FALSE(dir.path().empty());
+    auto wal_fs = std::make_shared<ZeroAheadWalFileSystem>(std::make_shared<NoRoomForZerosFs>(room),
+                                                           kFourBlocks);
+    const std::string path = dir.Sub("000009.log");
+    std::unique_ptr<rocksdb::FSWritableFile> file;
+    ASSERT_TRUE(wal_fs->NewWritableFile(path, rocksdb::FileOptions(), &file, nullptr).ok());
+    std::string expected;
+    for (size_t i = 0; i < 30; ++i) {  // 30 × 9,000 bytes: into the second chunk, not past it
+      const std::string piece = Piece(i, 9000);
+      ASSERT_TRUE(file->Append(piece, rocksdb::IOOptions(), nullptr).ok());
+      ASSERT_TRUE(file->Sync(rocksdb::IOOptions(), nullptr).ok());
+      expected += piece;
+      if (room == 0) {
+        EXPECT_EQ(fs::file_size(path), expected.size());
+      } else if (expected.size() > kFourBlocks) {  // the partial chunk: 64 KiB of zeros at most
+        EXPECT_GE(fs::file_size(path), expected.size());
+        EXPECT_LE(fs::file_size(path), std::max<uint64_t>(expected.size(), kFourBlocks + 65536));
+      }
+    }
+    ASSERT_TRUE(file->Close(rocksdb::IOOptions(), nullptr).ok());
     EXPECT_EQ(fs::file_size(path), expected.size());
+    EXPECT_TRUE(ReadFile(path) == expected);
   }
-  ASSERT_TRUE(file->Close(rocksdb::IOOptions(), nullptr).ok());
-  EXPECT_TRUE(ReadFile(path) == expected);
 }
 
 // The state a killed process leaves: the live WAL ends in zeros. RocksDB (point-in-time
