@@ -72,9 +72,10 @@ class TempDir {
   std::string path_;
 };
 
-// The store's write-ahead log files in `dir` that end in zeros written ahead
-// (storage/wal_file_system.h), and those that do not.
-inline std::pair<int, int> ZeroTailedAndPlainLogs(const std::string& dir) {
+// The non-empty write-ahead log files in `dir` that are whole chunks of `chunk_bytes` ending in
+// zeros written ahead (storage/wal_file_system.h), and those that are not.
+inline std::pair<int, int> ZeroTailedAndPlainLogs(
+    const std::string& dir, uint64_t chunk_bytes = ZeroAheadWalFileSystem::kDefaultChunkBytes) {
   std::pair<int, int> logs{0, 0};
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (!ZeroAheadWalFileSystem::IsWalFileName(entry.path().string())) continue;
@@ -82,7 +83,7 @@ inline std::pair<int, int> ZeroTailedAndPlainLogs(const std::string& dir) {
     const auto size = static_cast<uint64_t>(in.tellg());
     if (size == 0) continue;
     in.seekg(-1, std::ios::end);
-    const bool zero_tail = in.get() == 0 && size % ZeroAheadWalFileSystem::kDefaultChunkBytes == 0;
+    const bool zero_tail = in.get() == 0 && size % chunk_bytes == 0;
     ++(zero_tail ? logs.first : logs.second);
   }
   return logs;

@@ -12,6 +12,7 @@
 #include <iterator>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/storage/store_test_util.h"
@@ -34,21 +35,6 @@ size_t NonZeroFrom(const std::string& contents, size_t from) {
   size_t n = 0;
   for (size_t i = from; i < contents.size(); ++i) n += contents[i] != '\0';
   return n;
-}
-
-// WAL files in `dir` that are whole chunks ending in zeros (what a killed writer leaves); every
-// non-empty WAL file must be one.
-size_t ZeroTailedLogs(const std::string& dir) {
-  size_t logs = 0;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    if (!ZeroAheadWalFileSystem::IsWalFileName(entry.path().string())) continue;
-    const std::string contents = ReadFile(entry.path().string());
-    if (contents.empty()) continue;
-    EXPECT_EQ(contents.size() % kChunk, 0u) << entry.path();
-    EXPECT_EQ(contents.back(), '\0') << entry.path() << " has no zero tail";
-    logs += contents.size() % kChunk == 0 && contents.back() == '\0';
-  }
-  return logs;
 }
 
 std::string Piece(size_t i, size_t size) {
@@ -211,7 +197,7 @@ TEST(ZeroAheadWalFileSystemTest, RocksDbRecoversEverySyncedWriteFromALogWithAZer
     // synced, so nothing of it is only in RocksDB's buffers).
     fs::copy(db_path, image, fs::copy_options::recursive);
   }
-  EXPECT_EQ(ZeroTailedLogs(image), 1u);
+  EXPECT_EQ(test_util::ZeroTailedAndPlainLogs(image, kChunk), std::make_pair(1, 0));
 
   // Reopen the image twice: through the zeroing file system first, with more writes left in a
   // new log as a kill leaves it; then with plain RocksDB, which reads that log.
@@ -246,7 +232,7 @@ TEST(ZeroAheadWalFileSystemTest, RocksDbRecoversEverySyncedWriteFromALogWithAZer
       // Leave the log as a kill would: the database is not closed before the copy.
       fs::remove_all(dir.Sub("image2"));
       fs::copy(image, dir.Sub("image2"), fs::copy_options::recursive);
-      EXPECT_EQ(ZeroTailedLogs(dir.Sub("image2")), 1u);
+      EXPECT_EQ(test_util::ZeroTailedAndPlainLogs(dir.Sub("image2"), kChunk), std::make_pair(1, 0));
     }
     db.reset();
     if (round == 0) {
