@@ -378,11 +378,37 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     if (options_.read_only) {
       // A secondary instance: RocksDB's way to read a directory that a writer may hold (a plain
       // read-only open can trip over files the writer deletes meanwhile). Its own info log goes
-      // to a private temporary directory.
+      // to a private temporary directory. It reads the MANIFEST, then replays the logs it finds;
+      // a flush the writer finishes in between can delete logs that the version it read still
+      // needs, and it would then show an older store (or an empty one) without an error. So the
+      // open counts only if no log that was there before it began is gone after it: a log the
+      // version needs and that was deleted during the open is one of those, or is newer than all
+      // of them, and RocksDB deletes a log only with all the older ones. A failed open is tried
+      // again too if the MANIFEST changed meanwhile (a compaction deleted a table file it
+      // wanted). See AReaderOpenedAcrossAFlushSeesEveryRecord.
       rocksdb::DBOptions secondary = db_options_;
-      secondary.max_open_files = -1;
-      s = rocksdb::DB::OpenAsSecondary(secondary, options_.path, SecondaryDir(), cf_descriptors_,
-                                       &handles, &db);
+      secondary.max_open_files = -1;  // every table file opened now: later deletions are harmless
+      for (int attempt = 1;; ++attempt) {
+        const FilesMark before = StoreFilesMark();
+        s = rocksdb::DB::OpenAsSecondary(secondary, options_.path, SecondaryDir(), cf_descriptors_,
+                                         &handles, &db);
+        const FilesMark after = StoreFilesMark();
+        const bool logs_deleted = !std::includes(after.logs.begin(), after.logs.end(),
+                                                 before.logs.begin(), before.logs.end());
+        if (!logs_deleted && (s.ok() || after.manifest == before.manifest)) break;
+        if (db != nullptr) {
+          for (rocksdb::ColumnFamilyHandle* h : handles) (void)db->DestroyColumnFamilyHandle(h);
+          handles.clear();
+          delete db;
+          db = nullptr;
+        }
+        if (attempt == kReaderOpenAttempts) {
+          return rocksdb::Status::TryAgain(
+              "the writer deleted files during each of " + std::to_string(kReaderOpenAttempts) +
+              " attempts to open a consistent view of the store; try again");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5 * attempt));
+      }
     } else if (read_only) {
       s = rocksdb::DB::OpenForReadOnly(db_options_, options_.path, cf_descriptors_, &handles, &db);
     } else {
@@ -392,6 +418,35 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     db_.reset(db);
     for (size_t i = 0; i < kCfCount; ++i) cf_[i] = i < handles.size() ? handles[i] : nullptr;
     return s;
+  }
+
+  // What a reader's open compares before and after (OpenInstance): the MANIFEST's name (from
+  // CURRENT) and size, which change with every flush and compaction, and the write-ahead logs
+  // (sorted names). Parts that cannot be read are left empty (the open then reports why).
+  struct FilesMark {
+    std::string manifest;
+    std::vector<std::string> logs;
+  };
+  FilesMark StoreFilesMark() const {
+    const std::shared_ptr<rocksdb::FileSystem>& fs = db_options_.env->GetFileSystem();
+    FilesMark mark;
+    std::vector<std::string> names;
+    if (fs->GetChildren(options_.path, rocksdb::IOOptions(), &names, nullptr).ok()) {
+      for (std::string& name : names) {
+        if (name.ends_with(".log")) mark.logs.push_back(std::move(name));
+      }
+      std::sort(mark.logs.begin(), mark.logs.end());
+    }
+    std::string current;
+    uint64_t size = 0;
+    if (rocksdb::ReadFileToString(fs.get(), options_.path + "/CURRENT", &current).ok()) {
+      while (!current.empty() && current.back() == '\n') current.pop_back();
+      if (fs->GetFileSize(options_.path + "/" + current, rocksdb::IOOptions(), &size, nullptr)
+              .ok()) {
+        mark.manifest = current + ":" + std::to_string(size);
+      }
+    }
+    return mark;
   }
 
   const std::string& SecondaryDir() {
@@ -679,6 +734,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
  private:
   static constexpr size_t kCompactAfterPurged = 100'000;
+  // Opens a reader (read_only) tries before it gives up on a writer that keeps changing files.
+  static constexpr int kReaderOpenAttempts = 10;
   // Longest a callback write waits for an urgent write to share its fsync (sync mode).
   static constexpr std::chrono::microseconds kLazyCommit{1000};
   // The same in `async`, where a commit costs no fsync: shorter, so outcomes show soon.

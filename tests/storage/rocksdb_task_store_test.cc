@@ -2,18 +2,22 @@
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/perf_context.h>
 #include <rocksdb/perf_level.h>
 #include <rocksdb/write_batch.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -1026,6 +1030,144 @@ TEST(RocksDbTaskStore, SecondOpenOfTheSameDirectoryIsRefused) {
   ASSERT_TRUE(reader.ok()) << reader.status().ToString();
   EXPECT_TRUE((*reader)->Get(IdFor(1)).ok());
   EXPECT_EQ(WriteOne(**reader, MakeRecord(2)).code(), Status::Code::kFailedPrecondition);
+}
+
+// A file system that runs `hook` when an opener lists a directory after it has read a MANIFEST
+// for the second time (the store reads it first to list the column families, then to open): the
+// moment a reader's open has read the version it will use and looks for the logs to replay. It
+// runs once, or (`every_open`) after each later MANIFEST read too: on every retry of the open.
+class BetweenManifestAndLogsFs final : public rocksdb::FileSystemWrapper {
+ public:
+  BetweenManifestAndLogsFs(std::function<void()> hook, bool every_open)
+      : rocksdb::FileSystemWrapper(rocksdb::FileSystem::Default()),
+        hook_(std::move(hook)),
+        every_open_(every_open) {}
+  const char* Name() const override { return "BetweenManifestAndLogsFs"; }
+
+  rocksdb::IOStatus NewSequentialFile(const std::string& fname, const rocksdb::FileOptions& options,
+                                      std::unique_ptr<rocksdb::FSSequentialFile>* result,
+                                      rocksdb::IODebugContext* dbg) override {
+    if (fname.find("MANIFEST-") != std::string::npos) ++manifest_reads_;
+    return target()->NewSequentialFile(fname, options, result, dbg);
+  }
+  rocksdb::IOStatus GetChildren(const std::string& dir, const rocksdb::IOOptions& options,
+                                std::vector<std::string>* result,
+                                rocksdb::IODebugContext* dbg) override {
+    if (manifest_reads_ >= 2 && manifest_reads_ > fired_after_ && (every_open_ || fires_ == 0)) {
+      fired_after_ = manifest_reads_;
+      ++fires_;
+      hook_();
+    }
+    return target()->GetChildren(dir, options, result, dbg);
+  }
+  int fires() const { return fires_; }
+
+ private:
+  std::function<void()> hook_;
+  const bool every_open_;
+  // The opening thread's only.
+  int manifest_reads_ = 0;
+  int fired_after_ = 0;
+  int fires_ = 0;
+};
+
+std::set<std::string> WalFiles(const std::string& dir) {
+  std::set<std::string> out;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".log") out.insert(entry.path().filename().string());
+  }
+  return out;
+}
+
+// Flushes every family of `writer`, which makes its logs obsolete, and waits (bounded) until it
+// has deleted them. False if that did not happen in time.
+bool FlushAndWaitForLogsGone(RocksDbTaskStore& writer, const std::string& dir) {
+  const std::set<std::string> logs = WalFiles(dir);
+  if (!writer.CompactAll().ok()) return false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const std::set<std::string> now = WalFiles(dir);
+    if (std::none_of(logs.begin(), logs.end(),
+                     [&](const std::string& f) { return now.count(f) > 0; })) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+// A reader opens while the writer flushes: the writer's flush lands after the reader has read
+// the MANIFEST and deletes the logs that held the records before the reader lists them. The
+// reader must not settle for the older version without those logs (it would see none of the
+// records and counts of zero); it sees every record.
+TEST(RocksDbTaskStore, AReaderOpenedAcrossAFlushSeesEveryRecord) {
+  for (const Durability durability : {Durability::kSync, Durability::kAsync}) {
+    SCOPED_TRACE(std::string(ToString(durability)));
+    TempDir dir;
+    auto writer = OpenOrDie(dir.path(), durability);
+    ASSERT_NE(writer, nullptr);
+    constexpr uint64_t kRecords = 500;
+    std::vector<TaskRecord> batch;
+    for (uint64_t i = 0; i < kRecords; ++i) batch.push_back(With(MakeRecord(i), S::kCompleted));
+    ASSERT_TRUE(writer->Write(batch).ok());
+    ASSERT_FALSE(WalFiles(dir.path()).empty());
+
+    bool logs_deleted = false;
+    auto fs = std::make_shared<BetweenManifestAndLogsFs>(
+        [&] { logs_deleted = FlushAndWaitForLogsGone(*writer, dir.path()); },
+        /*every_open=*/false);
+    std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+    RocksDbStoreOptions o;
+    o.path = dir.path();
+    o.read_only = true;
+    o.env = env.get();
+    auto reader = RocksDbTaskStore::Open(o);
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    ASSERT_EQ(fs->fires(), 1);
+    ASSERT_TRUE(logs_deleted) << "the writer did not delete its old logs in time";
+
+    Result<StoreCounts> counts = (*reader)->Counts();
+    ASSERT_TRUE(counts.ok()) << counts.status().ToString();
+    EXPECT_EQ(Count(*counts, "default", S::kCompleted), kRecords);
+    for (uint64_t i = 0; i < kRecords; i += 50) EXPECT_TRUE((*reader)->Get(IdFor(i)).ok()) << i;
+  }
+}
+
+// A writer that flushes and deletes its logs during every attempt of a reader's open: the reader
+// gives up with a clear, retryable error instead of showing an inconsistent store, and opens once
+// it is quiet.
+TEST(RocksDbTaskStore, AReaderGivesUpClearlyOnAStoreThatChangesDuringEveryOpen) {
+  TempDir dir;
+  auto writer = OpenOrDie(dir.path(), Durability::kAsync);
+  ASSERT_NE(writer, nullptr);
+  ASSERT_TRUE(WriteOne(*writer, With(MakeRecord(0), S::kCompleted)).ok());
+  uint64_t next = 1;
+  auto fs = std::make_shared<BetweenManifestAndLogsFs>(
+      [&] {
+        // One more record, flushed: its log is deleted under the open.
+        ASSERT_TRUE(WriteOne(*writer, With(MakeRecord(next++), S::kCompleted)).ok());
+        ASSERT_TRUE(FlushAndWaitForLogsGone(*writer, dir.path()));
+      },
+      /*every_open=*/true);
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  RocksDbStoreOptions o;
+  o.path = dir.path();
+  o.read_only = true;
+  o.env = env.get();
+  auto reader = RocksDbTaskStore::Open(o);
+  ASSERT_FALSE(reader.ok());
+  EXPECT_EQ(reader.status().code(), Status::Code::kUnavailable) << reader.status().ToString();
+  EXPECT_NE(reader.status().message().find("try again"), std::string::npos)
+      << reader.status().ToString();
+  EXPECT_GE(fs->fires(), 2);  // it did try again
+
+  // Quiet now: the default file system, every record there.
+  o.env = nullptr;
+  reader = RocksDbTaskStore::Open(o);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  Result<StoreCounts> counts = (*reader)->Counts();
+  ASSERT_TRUE(counts.ok()) << counts.status().ToString();
+  EXPECT_EQ(Count(*counts, "default", S::kCompleted), next);
 }
 
 // Run by SecondProcessIsRefused in a child process (skipped otherwise): opens the store named by
