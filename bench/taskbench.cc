@@ -62,6 +62,7 @@
 #include "engine/options.h"
 #include "engine/scheduler.h"
 #include "engine/task_context.h"
+#include "storage/allocator.h"
 #include "storage/futex.h"
 #include "storage/rocksdb_task_store.h"
 #include "storage/status.h"
@@ -1509,6 +1510,7 @@ std::string JsonFigures(const Run& run) {
 
 void PrintJson(const Flags& f, const ScenarioResult& r) {
   std::string line = "{\"scenario\":\"" + r.scenario + "\",\"mode\":\"" + f.mode + "\"";
+  line += ",\"allocator\":\"" + storage::AllocatorName() + "\"";
   line += ",\"producers\":" + std::to_string(r.producers);
   line += ",\"workers\":" + std::to_string(r.workers);
   line += ",\"tasks\":" + std::to_string(r.tasks);
@@ -1551,6 +1553,7 @@ void Report(const Flags& f, const ScenarioResult& r) {
   // The header goes out with the first result, so a run that fails at once prints no table.
   static bool header_printed = false;
   if (!header_printed) {
+    std::printf("malloc: %s\n", storage::AllocatorName().c_str());
     PrintTableHeader();
     header_printed = true;
   }

@@ -24,6 +24,7 @@
 #include "engine/handlers/timetable.h"
 #include "engine/scheduler.h"
 #include "engine/trigger.h"
+#include "storage/allocator.h"
 
 namespace {
 
@@ -370,7 +371,7 @@ int main(int argc, char** argv) {
   }
   if (help) return 0;
   if (version) {
-    std::printf("bmos-taskd 0.1.0\n");
+    std::printf("bmos-taskd 0.1.0 (malloc: %s)\n", bmos::storage::AllocatorName().c_str());
     return 0;
   }
   std::string host;

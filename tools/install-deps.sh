@@ -13,6 +13,7 @@ packages=(
   libeigen3-dev
   clang-14 libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libjemalloc-dev
 )
 
 missing=()

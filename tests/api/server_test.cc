@@ -695,6 +695,18 @@ TEST(ServerLifecycle, HelpDocumentsEveryFlagAndItsVariable) {
   }
 }
 
+// The server runs on the malloc its build chose (jemalloc by default; storage/allocator.h), and
+// says which.
+TEST(ServerLifecycle, VersionNamesTheMallocTheBuildChose) {
+  TempDir dir("taskd-version");
+  const std::string out = dir.Sub("version.txt");
+  const std::string cmd = std::string(kTaskd) + " --version > " + out + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream f(out);
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.rfind("bmos-taskd 0.1.0 (malloc: " BMOS_ALLOCATOR_EXPECTED, 0), 0u) << text;
+}
+
 TEST(ServerLifecycle, NoAuthIsRefusedOffLoopbackAndBadFlagsExitWith2) {
   TempDir dir("taskd-flags");
   TaskdProcess open(kTaskd, dir.Sub("a"), {"--auth", "none", "--listen", "0.0.0.0:0"});
