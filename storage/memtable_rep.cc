@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -266,6 +267,22 @@ class AppendSkipListRep final : public rocksdb::MemTableRep {
   IteratorPool pool_;
 };
 
+// The memtable key (length-prefixed internal key) to look for: `memtable_key` when given, else
+// `internal_key` encoded into `scratch`.
+const char* MemtableKey(const rocksdb::Slice& internal_key, const char* memtable_key,
+                        std::string* scratch) {
+  if (memtable_key != nullptr) return memtable_key;
+  scratch->clear();
+  uint32_t n = static_cast<uint32_t>(internal_key.size());
+  while (n >= 0x80) {
+    scratch->push_back(static_cast<char>(n | 0x80));
+    n >>= 7;
+  }
+  scratch->push_back(static_cast<char>(n));
+  scratch->append(internal_key.data(), internal_key.size());
+  return scratch->data();
+}
+
 class SkipListIterator final : public rocksdb::MemTableRep::Iterator {
  public:
   // `pooled`: the storage came from the rep's pool and goes back there (see IteratorPool).
@@ -301,18 +318,8 @@ class SkipListIterator final : public rocksdb::MemTableRep::Iterator {
  private:
   void Set(Node* x) { node_ = x == list_->head() ? nullptr : x; }
 
-  // The memtable key (length-prefixed internal key) to look for.
   const char* Target(const rocksdb::Slice& internal_key, const char* memtable_key) {
-    if (memtable_key != nullptr) return memtable_key;
-    scratch_.clear();
-    uint32_t n = static_cast<uint32_t>(internal_key.size());
-    while (n >= 0x80) {
-      scratch_.push_back(static_cast<char>(n | 0x80));
-      n >>= 7;
-    }
-    scratch_.push_back(static_cast<char>(n));
-    scratch_.append(internal_key.data(), internal_key.size());
-    return scratch_.data();
+    return MemtableKey(internal_key, memtable_key, &scratch_);
   }
 
   const AppendSkipListRep* list_;
@@ -325,8 +332,9 @@ static_assert(sizeof(SkipListIterator) <= 128, "IteratorPool's slots hold an ite
 static_assert(alignof(SkipListIterator) <= alignof(std::max_align_t));
 
 // Get's iterator, handed from Get to the GetDynamicPrefixIterator call RocksDB's Get makes.
-thread_local SkipListIterator* t_get_iterator = nullptr;
-thread_local const AppendSkipListRep* t_get_rep = nullptr;
+// (Either rep's: t_get_rep says whose.)
+thread_local rocksdb::MemTableRep::Iterator* t_get_iterator = nullptr;
+thread_local const rocksdb::MemTableRep* t_get_rep = nullptr;
 
 void AppendSkipListRep::Get(const rocksdb::LookupKey& k, void* callback_args,
                             bool (*callback_func)(void* arg, const char* entry)) {
@@ -340,7 +348,7 @@ void AppendSkipListRep::Get(const rocksdb::LookupKey& k, void* callback_args,
 
 rocksdb::MemTableRep::Iterator* AppendSkipListRep::GetDynamicPrefixIterator(rocksdb::Arena* arena) {
   if (arena == nullptr && t_get_iterator != nullptr && t_get_rep == this) {
-    SkipListIterator* it = t_get_iterator;
+    rocksdb::MemTableRep::Iterator* it = t_get_iterator;
     t_get_iterator = nullptr;
     return it;
   }
@@ -352,12 +360,355 @@ rocksdb::MemTableRep::Iterator* AppendSkipListRep::GetIterator(rocksdb::Arena* a
   return new (pool_.Take()) SkipListIterator(this, &pool_);
 }
 
+// -- SortedRunsRep -----------------------------------------------------------------------------
+
+constexpr int kMaxRuns = 8;
+constexpr size_t kFirstCapacity = 1024;
+
+// An array that one thread appends to while any thread reads it (see SortedRunsFactory). A reader
+// loads the size, then the data, and reads that many entries.
+class AppendArray {
+ public:
+  size_t size() const { return size_.load(std::memory_order_acquire); }
+  // Holds at least size() entries, for a size() loaded before it.
+  const char* const* data() const { return data_.load(std::memory_order_acquire); }
+  // Writer only: the last entry (the array is not empty).
+  const char* back() const {
+    return data_.load(std::memory_order_relaxed)[size_.load(std::memory_order_relaxed) - 1];
+  }
+  size_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+
+  void push_back(const char* key) {
+    const size_t n = size_.load(std::memory_order_relaxed);
+    if (n == capacity_) Grow();
+    data_.load(std::memory_order_relaxed)[n] = key;
+    size_.store(n + 1, std::memory_order_release);
+  }
+
+ private:
+  void Grow() {
+    const size_t capacity = capacity_ == 0 ? kFirstCapacity : capacity_ * 2;
+    auto fresh = std::make_unique<const char*[]>(capacity);
+    const char** old = data_.load(std::memory_order_relaxed);
+    if (old != nullptr) std::copy(old, old + capacity_, fresh.get());
+    data_.store(fresh.get(), std::memory_order_release);
+    arrays_.push_back(std::move(fresh));
+    capacity_ = capacity;
+    bytes_.fetch_add(capacity * sizeof(const char*), std::memory_order_relaxed);
+  }
+
+  std::atomic<const char**> data_{nullptr};
+  std::atomic<size_t> size_{0};
+  std::atomic<size_t> bytes_{0};
+  size_t capacity_ = 0;                                 // writer only
+  std::vector<std::unique_ptr<const char*[]>> arrays_;  // writer only: the current one and older
+};
+
+class SortedRunsRep final : public rocksdb::MemTableRep {
+ public:
+  SortedRunsRep(const KeyComparator& compare, rocksdb::Allocator* allocator)
+      : MemTableRep(allocator), compare_(compare) {}
+
+  void Insert(rocksdb::KeyHandle handle) override {
+    const char* key = static_cast<const char*>(handle);
+    // order_ lists the runs by their last key, largest first: the first one below `key` is the
+    // largest below it. Appending keeps the order (its new last key is still below the last
+    // keys before it, and above its old one).
+    const int used = used_.load(std::memory_order_relaxed);
+    for (int i = 0; i < used; ++i) {
+      AppendArray& run = runs_[order_[i]];
+      if (compare_(run.back(), key) < 0) {
+        run.push_back(key);
+        return;
+      }
+    }
+    if (used < kMaxRuns) {
+      runs_[used].push_back(key);  // below every last key: a new run, last in the order
+      order_[used] = used;
+      used_.store(used + 1, std::memory_order_release);
+      return;
+    }
+    overflow_.push_back(key);
+  }
+
+  bool Contains(const char* key) const override {
+    const int used = used_.load(std::memory_order_acquire);
+    for (int r = 0; r < used; ++r) {
+      const size_t n = runs_[r].size();
+      const char* const* d = runs_[r].data();
+      const char* const* at = LowerBound(d, d + n, key);
+      if (at != d + n && compare_(*at, key) == 0) return true;
+    }
+    const size_t n = overflow_.size();
+    const char* const* d = overflow_.data();
+    return std::any_of(d, d + n, [&](const char* e) { return compare_(e, key) == 0; });
+  }
+
+  void MarkReadOnly() override { read_only_.store(true, std::memory_order_release); }
+
+  // RocksDB's Get, over a RunsCursor on the stack (see AppendSkipListRep::Get): a search in
+  // each run and a scan of the overflow, then the entries in order until the callback stops (at
+  // the first entry of another user key).
+  void Get(const rocksdb::LookupKey& k, void* callback_args,
+           bool (*callback_func)(void* arg, const char* entry)) override;
+  Iterator* GetDynamicPrefixIterator(rocksdb::Arena* arena) override;
+  rocksdb::MemTableRep::Iterator* GetIterator(rocksdb::Arena* arena) override;
+
+  size_t ApproximateMemoryUsage() override {
+    // Not the merge made for reads once read-only: RocksDB takes the usage of an immutable
+    // memtable as fixed (it asserts so when it lets one go).
+    size_t bytes = overflow_.bytes();
+    for (const AppendArray& run : runs_) bytes += run.bytes();
+    return bytes;
+  }
+
+  // Every entry in order: the rep's own merge, made once, when it is read-only (the flush, and
+  // reads of an immutable memtable); otherwise a merge into `copy`, which the caller keeps.
+  const std::vector<const char*>* Sorted(std::vector<const char*>* copy) {
+    if (!read_only_.load(std::memory_order_acquire)) {
+      *copy = Merge();
+      return copy;
+    }
+    std::call_once(merged_once_, [&] { merged_ = Merge(); });
+    return &merged_;
+  }
+
+  const KeyComparator& compare() const { return compare_; }
+
+  // For each run, where its entries at or after `target` begin and where they end; the overflow's
+  // entries at or after `target`, sorted, in `overflow`. A null target: every entry.
+  struct Cursor {
+    const char* const* at;
+    const char* const* end;
+  };
+  int Cursors(const char* target, Cursor* cursors, std::vector<const char*>* overflow) const {
+    int count = 0;
+    const int used = used_.load(std::memory_order_acquire);
+    for (int r = 0; r < used; ++r) {
+      const size_t n = runs_[r].size();
+      const char* const* d = runs_[r].data();
+      cursors[count++] = {target == nullptr ? d : LowerBound(d, d + n, target), d + n};
+    }
+    overflow->clear();
+    const size_t n = overflow_.size();
+    const char* const* d = overflow_.data();
+    for (size_t i = 0; i < n; ++i) {
+      if (target == nullptr || compare_(d[i], target) >= 0) overflow->push_back(d[i]);
+    }
+    std::sort(overflow->begin(), overflow->end(),
+              [&](const char* a, const char* b) { return compare_(a, b) < 0; });
+    cursors[count++] = {overflow->data(), overflow->data() + overflow->size()};
+    return count;
+  }
+  static constexpr int kMaxCursors = kMaxRuns + 1;
+
+ private:
+  const char* const* LowerBound(const char* const* begin, const char* const* end,
+                                const char* key) const {
+    return std::lower_bound(begin, end, key,
+                            [&](const char* e, const char* k) { return compare_(e, k) < 0; });
+  }
+
+  // The runs and the sorted overflow merged, pairwise (each entry takes part in about log2 of
+  // the number of sequences merges).
+  std::vector<const char*> Merge() const {
+    std::vector<std::vector<const char*>> parts;
+    const int used = used_.load(std::memory_order_acquire);
+    for (int r = 0; r < used; ++r) {
+      const size_t n = runs_[r].size();
+      const char* const* d = runs_[r].data();
+      parts.emplace_back(d, d + n);
+    }
+    const auto less = [&](const char* a, const char* b) { return compare_(a, b) < 0; };
+    {
+      const size_t n = overflow_.size();
+      const char* const* d = overflow_.data();
+      if (n > 0) {
+        parts.emplace_back(d, d + n);
+        std::sort(parts.back().begin(), parts.back().end(), less);
+      }
+    }
+    if (parts.empty()) return {};
+    while (parts.size() > 1) {
+      std::vector<std::vector<const char*>> next;
+      for (size_t i = 0; i + 1 < parts.size(); i += 2) {
+        std::vector<const char*> both(parts[i].size() + parts[i + 1].size());
+        std::merge(parts[i].begin(), parts[i].end(), parts[i + 1].begin(), parts[i + 1].end(),
+                   both.begin(), less);
+        next.push_back(std::move(both));
+      }
+      if (parts.size() % 2 == 1) next.push_back(std::move(parts.back()));
+      parts = std::move(next);
+    }
+    return std::move(parts.front());
+  }
+
+  const KeyComparator& compare_;
+  AppendArray runs_[kMaxRuns];
+  std::atomic<int> used_{0};  // runs in use
+  int order_[kMaxRuns] = {};  // writer only: runs by their last key, largest first
+  AppendArray overflow_;      // unsorted: keys below every run's last once all are in use
+  std::atomic<bool> read_only_{false};
+  std::once_flag merged_once_;
+  std::vector<const char*> merged_;  // once read-only and first read: every entry in order
+  IteratorPool pool_;
+};
+
+// An iterator over a sorted array of entries: the rep's own merge (read-only rep) or its copy.
+class SortedArrayIterator final : public rocksdb::MemTableRep::Iterator {
+ public:
+  SortedArrayIterator(SortedRunsRep* rep, IteratorPool* pooled)
+      : compare_(rep->compare()), pooled_(pooled), keys_(rep->Sorted(&copy_)) {}
+  ~SortedArrayIterator() override {
+    if (pooled_ != nullptr) pooled_->Give(this);
+  }
+  SortedArrayIterator(const SortedArrayIterator&) = delete;
+  SortedArrayIterator& operator=(const SortedArrayIterator&) = delete;
+
+  bool Valid() const override { return at_ < keys_->size(); }
+  const char* key() const override { return (*keys_)[at_]; }
+  void Next() override { ++at_; }
+  void Prev() override { at_ = at_ == 0 ? kInvalid : at_ - 1; }
+  void Seek(const rocksdb::Slice& internal_key, const char* memtable_key) override {
+    const char* target = MemtableKey(internal_key, memtable_key, &scratch_);
+    at_ = static_cast<size_t>(
+        std::lower_bound(keys_->begin(), keys_->end(), target, Less{compare_}) - keys_->begin());
+  }
+  // The last entry <= the target.
+  void SeekForPrev(const rocksdb::Slice& internal_key, const char* memtable_key) override {
+    const char* target = MemtableKey(internal_key, memtable_key, &scratch_);
+    const size_t after = static_cast<size_t>(
+        std::upper_bound(keys_->begin(), keys_->end(), target, Less{compare_}) - keys_->begin());
+    at_ = after == 0 ? kInvalid : after - 1;
+  }
+  void SeekToFirst() override { at_ = 0; }
+  void SeekToLast() override { at_ = keys_->empty() ? kInvalid : keys_->size() - 1; }
+
+ private:
+  static constexpr size_t kInvalid = ~size_t{0};
+  struct Less {
+    const rocksdb::MemTableRep::KeyComparator& compare;
+    bool operator()(const char* a, const char* b) const { return compare(a, b) < 0; }
+  };
+
+  const rocksdb::MemTableRep::KeyComparator& compare_;
+  IteratorPool* pooled_;
+  std::vector<const char*> copy_;  // a rep still written to: its merge, this iterator's own
+  const std::vector<const char*>* keys_;
+  size_t at_ = kInvalid;
+  std::string scratch_;
+};
+
+static_assert(sizeof(SortedArrayIterator) <= 128, "IteratorPool's slots hold an iterator");
+static_assert(alignof(SortedArrayIterator) <= alignof(std::max_align_t));
+
+rocksdb::MemTableRep::Iterator* SortedRunsRep::GetIterator(rocksdb::Arena* arena) {
+  if (arena == nullptr) return new SortedArrayIterator(this, nullptr);
+  return new (pool_.Take()) SortedArrayIterator(this, &pool_);
+}
+
+// Get's iterator: a cursor in each run and in the sorted overflow, merged as it moves forward
+// (Seek, Next: all Get asks of it). Moves backward, or to the last entry, switch it to a merged
+// copy of the whole memtable (correct, and never needed by Get).
+class RunsCursor final : public rocksdb::MemTableRep::Iterator {
+ public:
+  explicit RunsCursor(SortedRunsRep* rep) : rep_(rep) {}
+
+  bool Valid() const override { return whole_ ? whole_->Valid() : least_ != nullptr; }
+  const char* key() const override { return whole_ ? whole_->key() : *least_->at; }
+  void Next() override {
+    if (whole_) return whole_->Next();
+    ++least_->at;
+    PickLeast();
+  }
+  void Seek(const rocksdb::Slice& internal_key, const char* memtable_key) override {
+    if (whole_) return whole_->Seek(internal_key, memtable_key);
+    count_ =
+        rep_->Cursors(MemtableKey(internal_key, memtable_key, &scratch_), cursors_, &overflow_);
+    PickLeast();
+  }
+  void SeekToFirst() override {
+    if (whole_) return whole_->SeekToFirst();
+    count_ = rep_->Cursors(nullptr, cursors_, &overflow_);
+    PickLeast();
+  }
+  void Prev() override {
+    // The entry it is at, found again in the whole memtable (keys are unique), then one back.
+    const std::string at = EntryKey(key());
+    Whole().Seek(rocksdb::Slice(at), nullptr);
+    whole_->Prev();
+  }
+  void SeekForPrev(const rocksdb::Slice& internal_key, const char* memtable_key) override {
+    Whole().SeekForPrev(internal_key, memtable_key);
+  }
+  void SeekToLast() override { Whole().SeekToLast(); }
+
+ private:
+  void PickLeast() {
+    least_ = nullptr;
+    for (int c = 0; c < count_; ++c) {
+      SortedRunsRep::Cursor& cur = cursors_[c];
+      if (cur.at != cur.end && (least_ == nullptr || rep_->compare()(*cur.at, *least_->at) < 0)) {
+        least_ = &cur;
+      }
+    }
+  }
+  SortedArrayIterator& Whole() {
+    if (!whole_) whole_.emplace(rep_, nullptr);
+    return *whole_;
+  }
+  // The internal key of a memtable entry (its length-prefixed start).
+  std::string EntryKey(const char* entry) const {
+    const rocksdb::Slice internal = rep_->compare().decode_key(entry);
+    return internal.ToString();
+  }
+
+  SortedRunsRep* rep_;
+  SortedRunsRep::Cursor cursors_[SortedRunsRep::kMaxCursors];
+  int count_ = 0;
+  SortedRunsRep::Cursor* least_ = nullptr;
+  std::vector<const char*> overflow_;
+  std::string scratch_;
+  std::optional<SortedArrayIterator> whole_;
+};
+
+void SortedRunsRep::Get(const rocksdb::LookupKey& k, void* callback_args,
+                        bool (*callback_func)(void* arg, const char* entry)) {
+  RunsCursor it(this);
+  t_get_iterator = &it;
+  t_get_rep = this;
+  MemTableRep::Get(k, callback_args, callback_func);
+  t_get_iterator = nullptr;
+  t_get_rep = nullptr;
+}
+
+rocksdb::MemTableRep::Iterator* SortedRunsRep::GetDynamicPrefixIterator(rocksdb::Arena* arena) {
+  if (arena == nullptr && t_get_iterator != nullptr && t_get_rep == this) {
+    rocksdb::MemTableRep::Iterator* it = t_get_iterator;
+    t_get_iterator = nullptr;
+    return it;
+  }
+  return GetIterator(arena);
+}
+
 }  // namespace
 
 rocksdb::MemTableRep* AppendSkipListFactory::CreateMemTableRep(
     const rocksdb::MemTableRep::KeyComparator& compare, rocksdb::Allocator* allocator,
     const rocksdb::SliceTransform* /*transform*/, rocksdb::Logger* /*logger*/) {
   return new AppendSkipListRep(compare, allocator);
+}
+
+namespace internal {
+rocksdb::MemTableRep::Iterator* NewSortedRunsGetIterator(rocksdb::MemTableRep* rep) {
+  return new RunsCursor(static_cast<SortedRunsRep*>(rep));
+}
+}  // namespace internal
+
+rocksdb::MemTableRep* SortedRunsFactory::CreateMemTableRep(
+    const rocksdb::MemTableRep::KeyComparator& compare, rocksdb::Allocator* allocator,
+    const rocksdb::SliceTransform* /*transform*/, rocksdb::Logger* /*logger*/) {
+  return new SortedRunsRep(compare, allocator);
 }
 
 }  // namespace bmos::storage

@@ -288,15 +288,14 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       if (i == kLive && !options_.read_only) {
         // Live records are written (at enqueue, start and outcome) far more than they are read:
         // the engine serves live tasks from memory and reads this family only when it opens.
-        // A vector memtable appends each write instead of searching a skip list for its place
-        // (a finished task's delete lands among older live records, a deep search on the
-        // commit thread); the flush thread sorts it once. In return every read of the mutable
-        // memtable copies and sorts it, so reads that can do without it skip it: the
-        // whole-key bloom filter answers for keys that are not there, and Get looks in `done`
-        // first. A reader (read_only: tools, checks) writes nothing and may read many live
-        // records one by one, so it keeps the skip list. (`async` +7-22%, `sync` +7-11% in
-        // alternating runs; bench/RESULTS.md, session 11.)
-        cf.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+        // Their keys come in a few ascending streams (enqueues, and the deletes of finished
+        // tasks a little behind them), which a rep of sorted runs appends with a comparison or
+        // two each and merges once at the flush (memtable_rep.h). Before it, RocksDB's vector
+        // memtable (session 11: `async` +7-22%, `sync` +7-11% over the skip list), whose flush
+        // sorted it whole. Point reads look in `done` first, and the whole-key bloom filter
+        // answers for keys that are not here. A reader (read_only: tools, checks) writes nothing
+        // and may read many live records one by one, so it keeps the skip list.
+        cf.memtable_factory = std::make_shared<SortedRunsFactory>();
         cf.memtable_whole_key_filtering = true;
         cf.memtable_prefix_bloom_size_ratio = 0.02;
       } else {

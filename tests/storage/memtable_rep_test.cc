@@ -49,13 +49,45 @@ class StripNumber final : public rocksdb::SliceTransform {
   bool InDomain(const rocksdb::Slice& key) const override { return key.size() >= 8; }
 };
 
+// Which memtable a test database's default column family uses.
+enum class Rep { kSkipList, kSkipListHinted, kSortedRuns, kRocksDbVector };
+
+std::string RepName(Rep rep) {
+  switch (rep) {
+    case Rep::kSkipList:
+      return "SkipList";
+    case Rep::kSkipListHinted:
+      return "SkipListHinted";
+    case Rep::kSortedRuns:
+      return "SortedRuns";
+    case Rep::kRocksDbVector:
+      return "RocksDbVector";
+  }
+  return "?";
+}
+
 struct Db {
-  explicit Db(const std::string& path, bool hints = true) {
+  explicit Db(const std::string& path, Rep rep = Rep::kSkipListHinted,
+              const rocksdb::Comparator* comparator = nullptr) {
     rocksdb::Options o;
     o.create_if_missing = true;
     o.allow_concurrent_memtable_write = false;
-    o.memtable_factory = std::make_shared<AppendSkipListFactory>();
-    if (hints) o.memtable_insert_with_hint_prefix_extractor = std::make_shared<StripNumber>();
+    switch (rep) {
+      case Rep::kSkipList:
+      case Rep::kSkipListHinted:
+        o.memtable_factory = std::make_shared<AppendSkipListFactory>();
+        break;
+      case Rep::kSortedRuns:
+        o.memtable_factory = std::make_shared<SortedRunsFactory>();
+        break;
+      case Rep::kRocksDbVector:
+        o.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+        break;
+    }
+    if (rep == Rep::kSkipListHinted) {
+      o.memtable_insert_with_hint_prefix_extractor = std::make_shared<StripNumber>();
+    }
+    if (comparator != nullptr) o.comparator = comparator;
     o.write_buffer_size = 64u << 20;  // everything stays in the memtable until Flush
     rocksdb::DB* raw = nullptr;
     rocksdb::Status s = rocksdb::DB::Open(o, path, &raw);
@@ -109,7 +141,9 @@ void ExpectMatches(rocksdb::DB& db, const Model& model, const std::vector<std::s
   }
 }
 
-enum class Order { kAscending, kDescending, kRandom, kInterleavedPrefixes };
+// kLiveStreams: the store's `live` family: each key put in order, and deleted a little later,
+// the deletes roughly in order too (some overtake others).
+enum class Order { kAscending, kDescending, kRandom, kInterleavedPrefixes, kLiveStreams };
 
 // Writes `n` keys in `order` (in batches, with overwrites and deletes of earlier keys mixed in),
 // keeping the model; returns probes (keys present, deleted and never written).
@@ -131,10 +165,42 @@ std::vector<std::string> Fill(rocksdb::DB& db, Order order, uint64_t n, Model* m
       case Order::kInterleavedPrefixes:
         keys.push_back(Key(prefixes[rng() % prefixes.size()], 1000 + i * 2));
         break;
+      case Order::kLiveStreams:  // written below, with its deletes
+        break;
     }
   }
   std::vector<std::string> probes;
   rocksdb::WriteBatch batch;
+  if (order == Order::kLiveStreams) {
+    // Key i is put at step i and deleted at about step i + 40 (jittered), until the end; a key in
+    // five is never deleted (a task still running).
+    std::multimap<uint64_t, std::string> deletes;  // step -> key
+    for (uint64_t i = 0; i < n; ++i) {
+      const std::string key = Key("live/", 1000 + i * 2);
+      EXPECT_TRUE(batch.Put(key, ValueOf(key, 1)).ok());
+      (*model)[key] = ValueOf(key, 1);
+      if (i % 5 != 0) deletes.emplace(i + 40 + rng() % 8, key);
+      for (auto due = deletes.begin(); due != deletes.end() && due->first <= i;) {
+        EXPECT_TRUE(batch.Delete(due->second).ok());
+        model->erase(due->second);
+        if (i % 13 == 0) probes.push_back(due->second);
+        due = deletes.erase(due);
+      }
+      if (batch.Count() >= 16 || i + 1 == n) {
+        EXPECT_TRUE(db.Write(rocksdb::WriteOptions(), &batch).ok());
+        batch.Clear();
+      }
+      if (i % 13 == 0) {
+        probes.push_back(key);
+        std::string between = key;
+        between.back() = static_cast<char>(between.back() + 1);
+        probes.push_back(between);
+      }
+    }
+    probes.push_back(std::string());
+    probes.push_back(std::string("\xff\xff", 2));
+    return probes;
+  }
   for (uint64_t i = 0; i < keys.size(); ++i) {
     const std::string& key = keys[i];
     const int version = model->contains(key) ? 2 : 1;
@@ -167,12 +233,12 @@ std::vector<std::string> Fill(rocksdb::DB& db, Order order, uint64_t n, Model* m
   return probes;
 }
 
-class AppendSkipListOrders : public ::testing::TestWithParam<std::tuple<Order, bool>> {};
+class MemtableRepOrders : public ::testing::TestWithParam<std::tuple<Order, Rep>> {};
 
-TEST_P(AppendSkipListOrders, ServesTheSameReadsAsAnOrderedMapInTheMemtableAndAfterAFlush) {
-  const auto [order, hints] = GetParam();
+TEST_P(MemtableRepOrders, ServesTheSameReadsAsAnOrderedMapInTheMemtableAndAfterAFlush) {
+  const auto [order, rep] = GetParam();
   TempDir dir;
-  Db db(dir.path(), hints);
+  Db db(dir.path(), rep);
   ASSERT_NE(db.db, nullptr);
   Model model;
   const std::vector<std::string> probes = Fill(*db.db, order, 3000, &model);
@@ -182,11 +248,23 @@ TEST_P(AppendSkipListOrders, ServesTheSameReadsAsAnOrderedMapInTheMemtableAndAft
   ExpectMatches(*db.db, model, probes);                     // from the table file
 }
 
-INSTANTIATE_TEST_SUITE_P(Orders, AppendSkipListOrders,
-                         ::testing::Combine(::testing::Values(Order::kAscending, Order::kDescending,
-                                                              Order::kRandom,
-                                                              Order::kInterleavedPrefixes),
-                                            ::testing::Bool()));
+const char* OrderName(Order order) {
+  static const char* const kOrders[] = {"Ascending", "Descending", "Random", "InterleavedPrefixes",
+                                        "LiveStreams"};
+  return kOrders[static_cast<int>(order)];
+}
+
+using OrderAndRep = ::testing::TestParamInfo<std::tuple<Order, Rep>>;
+std::string OrderAndRepName(const OrderAndRep& info) {
+  return std::string(OrderName(std::get<0>(info.param))) + "_" + RepName(std::get<1>(info.param));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Orders, MemtableRepOrders,
+    ::testing::Combine(::testing::Values(Order::kAscending, Order::kDescending, Order::kRandom,
+                                         Order::kInterleavedPrefixes, Order::kLiveStreams),
+                       ::testing::Values(Rep::kSkipList, Rep::kSkipListHinted, Rep::kSortedRuns)),
+    OrderAndRepName);
 
 // The reason for the rep: keys in order (one run per prefix) cost a comparison or two each, not a
 // search. Comparisons go through RocksDB's comparator, which the perf context counts.
@@ -213,7 +291,7 @@ TEST(AppendSkipList, KeysInOrderTakeAComparisonOrTwoEach) {
   const std::vector<std::string> interleaved = {"done/", "index/a/", "index/b/"};
   TempDir dir, unhinted_dir;
   Db db(dir.path());
-  Db unhinted(unhinted_dir.path(), /*hints=*/false);
+  Db unhinted(unhinted_dir.path(), Rep::kSkipList);
   ASSERT_NE(db.db, nullptr);
   ASSERT_NE(unhinted.db, nullptr);
   // After 50k keys in the memtable: the next 50k, in order, then three runs interleaved.
@@ -233,9 +311,11 @@ TEST(AppendSkipList, KeysInOrderTakeAComparisonOrTwoEach) {
 
 // One writer, readers at the same time: every reader sees keys in order, each with its value,
 // and never a node it cannot read whole (ThreadSanitizer checks the publication).
-TEST(AppendSkipList, ReadersSeeCompleteEntriesInOrderWhileOneThreadWrites) {
+class MemtableRepConcurrency : public ::testing::TestWithParam<Rep> {};
+
+TEST_P(MemtableRepConcurrency, ReadersSeeCompleteEntriesInOrderWhileOneThreadWrites) {
   TempDir dir;
-  Db db(dir.path());
+  Db db(dir.path(), GetParam());
   ASSERT_NE(db.db, nullptr);
   constexpr uint64_t kKeys = 20'000;
   std::atomic<bool> done{false};
@@ -302,6 +382,216 @@ TEST(AppendSkipList, ReadersSeeCompleteEntriesInOrderWhileOneThreadWrites) {
   uint64_t total = 0;
   for (it->SeekToFirst(); it->Valid(); it->Next()) ++total;
   EXPECT_GT(total, kKeys * 3 / 4);  // the random keys may repeat
+}
+
+INSTANTIATE_TEST_SUITE_P(Reps, MemtableRepConcurrency,
+                         ::testing::Values(Rep::kSkipListHinted, Rep::kSortedRuns),
+                         [](const ::testing::TestParamInfo<Rep>& info) {
+                           return RepName(info.param);
+                         });
+
+// -- SortedRuns, by itself ---------------------------------------------------------------------
+
+// Memtable entries as RocksDB lays them out (a varint32 length, then the key), compared bytewise;
+// the comparator counts its calls.
+class CountingKeyComparator final : public rocksdb::MemTableRep::KeyComparator {
+ public:
+  int operator()(const char* a, const char* b) const override {
+    ++calls;
+    return decode_key(a).compare(decode_key(b));
+  }
+  int operator()(const char* a, const rocksdb::Slice& key) const override {
+    ++calls;
+    return decode_key(a).compare(key);
+  }
+  mutable uint64_t calls = 0;
+};
+
+class Entries {
+ public:
+  // A memtable entry for `key` (kept until the Entries go).
+  const char* Add(const std::string& key) {
+    std::string e;
+    uint32_t n = static_cast<uint32_t>(key.size());
+    while (n >= 0x80) {
+      e.push_back(static_cast<char>(n | 0x80));
+      n >>= 7;
+    }
+    e.push_back(static_cast<char>(n));
+    e += key;
+    entries_.push_back(std::make_unique<std::string>(std::move(e)));
+    return entries_.back()->data();
+  }
+
+ private:
+  std::vector<std::unique_ptr<std::string>> entries_;
+};
+
+std::string KeyOf(const rocksdb::MemTableRep::KeyComparator& c, const char* entry) {
+  return c.decode_key(entry).ToString();
+}
+
+// Every way to read an iterator, against the sorted keys.
+void ExpectIteratorMatches(const rocksdb::MemTableRep::KeyComparator& c,
+                           rocksdb::MemTableRep::Iterator& it,
+                           const std::vector<std::string>& sorted,
+                           const std::vector<std::string>& probes) {
+  size_t i = 0;
+  for (it.SeekToFirst(); it.Valid(); it.Next(), ++i) {
+    ASSERT_LT(i, sorted.size());
+    ASSERT_EQ(KeyOf(c, it.key()), sorted[i]);
+  }
+  ASSERT_EQ(i, sorted.size());
+  i = sorted.size();
+  for (it.SeekToLast(); it.Valid(); it.Prev()) {
+    ASSERT_GT(i, 0u);
+    ASSERT_EQ(KeyOf(c, it.key()), sorted[--i]);
+  }
+  ASSERT_EQ(i, 0u);
+  for (const std::string& probe : probes) {
+    auto lower = std::lower_bound(sorted.begin(), sorted.end(), probe);
+    it.Seek(rocksdb::Slice(probe), nullptr);
+    ASSERT_EQ(it.Valid(), lower != sorted.end()) << probe;
+    if (it.Valid()) {
+      ASSERT_EQ(KeyOf(c, it.key()), *lower);
+      it.Next();  // and on from there
+      ASSERT_EQ(it.Valid(), lower + 1 != sorted.end());
+      if (it.Valid()) {
+        ASSERT_EQ(KeyOf(c, it.key()), *(lower + 1));
+      }
+    }
+    auto upper = std::upper_bound(sorted.begin(), sorted.end(), probe);
+    it.SeekForPrev(rocksdb::Slice(probe), nullptr);
+    ASSERT_EQ(it.Valid(), upper != sorted.begin()) << probe;
+    if (it.Valid()) {
+      ASSERT_EQ(KeyOf(c, it.key()), *(upper - 1));
+    }
+    // Prev from a Seek (Get's iterator switches to the whole memtable for it).
+    it.Seek(rocksdb::Slice(probe), nullptr);
+    if (it.Valid()) {
+      it.Prev();
+      ASSERT_EQ(it.Valid(), lower != sorted.begin());
+      if (it.Valid()) {
+        ASSERT_EQ(KeyOf(c, it.key()), *(lower - 1));
+      }
+    }
+  }
+}
+
+class SortedRunsOrders : public ::testing::TestWithParam<Order> {};
+
+// Every iterator the rep hands out (over the memtable while written, Get's, and over the
+// read-only memtable a flush reads), and Contains, against the sorted keys; keys in any order,
+// including more streams than it keeps runs (the overflow).
+TEST_P(SortedRunsOrders, IteratorsAndContainsMatchTheSortedKeys) {
+  CountingKeyComparator c;
+  SortedRunsFactory factory;
+  std::unique_ptr<rocksdb::MemTableRep> rep(
+      factory.CreateMemTableRep(c, nullptr, nullptr, nullptr));
+  Entries entries;
+  std::mt19937_64 rng(11);
+  std::vector<std::string> keys;
+  constexpr uint64_t kKeys = 4000;
+  for (uint64_t i = 0; i < kKeys; ++i) {
+    uint64_t n = 0;
+    switch (GetParam()) {
+      case Order::kAscending:
+        n = i;
+        break;
+      case Order::kDescending:
+        n = kKeys - i;
+        break;
+      case Order::kRandom:
+        n = rng();
+        break;
+      case Order::kInterleavedPrefixes:  // sixteen ascending streams: more than eight runs
+        n = (i % 16) * kKeys * 4 + i;
+        break;
+      case Order::kLiveStreams:  // ascending, and a second stream behind it, jittered
+        n = i % 2 == 0 ? kKeys * 2 + i : i - rng() % 6;
+        break;
+    }
+    const std::string key = Key("k/", 2 * n);  // even: odd ones are absent
+    if (std::find(keys.begin(), keys.end(), key) != keys.end()) continue;
+    keys.push_back(key);
+    rep->Insert(const_cast<char*>(entries.Add(key)));
+  }
+  std::vector<std::string> sorted = keys;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::string> probes = {std::string(), std::string("\xff", 1)};
+  for (size_t i = 0; i < sorted.size(); i += 97) {
+    probes.push_back(sorted[i]);
+    std::string between = sorted[i];
+    between.back() = static_cast<char>(between.back() + 1);
+    probes.push_back(between);
+  }
+  Entries lookups;
+  for (const std::string& probe : probes) {
+    const bool present = std::binary_search(sorted.begin(), sorted.end(), probe);
+    EXPECT_EQ(rep->Contains(lookups.Add(probe)), present) << probe;
+  }
+  {
+    std::unique_ptr<rocksdb::MemTableRep::Iterator> written(rep->GetIterator(nullptr));
+    ExpectIteratorMatches(c, *written, sorted, probes);
+  }
+  {
+    std::unique_ptr<rocksdb::MemTableRep::Iterator> get(
+        internal::NewSortedRunsGetIterator(rep.get()));
+    ExpectIteratorMatches(c, *get, sorted, probes);
+  }
+  rep->MarkReadOnly();
+  for (int twice = 0; twice < 2; ++twice) {  // the second reads the merge the first made
+    std::unique_ptr<rocksdb::MemTableRep::Iterator> flushed(rep->GetIterator(nullptr));
+    ExpectIteratorMatches(c, *flushed, sorted, probes);
+  }
+  EXPECT_GT(rep->ApproximateMemoryUsage(), kKeys / 2 * sizeof(const char*));
+}
+
+INSTANTIATE_TEST_SUITE_P(Orders, SortedRunsOrders,
+                         ::testing::Values(Order::kAscending, Order::kDescending, Order::kRandom,
+                                           Order::kInterleavedPrefixes, Order::kLiveStreams),
+                         [](const ::testing::TestParamInfo<Order>& info) {
+                           return std::string(OrderName(info.param));
+                         });
+
+// The reason for the rep: the `live` pattern (enqueues in order, deletes a little behind) costs
+// a comparison or two per insert, and the flush a merge instead of a sort. Comparisons of the
+// whole life of a memtable (writes, then a flush), against RocksDB's vector memtable, through a
+// comparator that counts them (the same count for the same writes: no timing involved).
+class CountingComparator final : public rocksdb::Comparator {
+ public:
+  const char* Name() const override { return "leveldb.BytewiseComparator"; }
+  int Compare(const rocksdb::Slice& a, const rocksdb::Slice& b) const override {
+    calls.fetch_add(1, std::memory_order_relaxed);
+    return a.compare(b);
+  }
+  void FindShortestSeparator(std::string*, const rocksdb::Slice&) const override {}
+  void FindShortSuccessor(std::string*) const override {}
+  mutable std::atomic<uint64_t> calls{0};
+};
+
+uint64_t LiveComparisons(Rep rep, uint64_t keys) {
+  CountingComparator counting;
+  TempDir dir;
+  Db db(dir.path(), rep, &counting);
+  EXPECT_NE(db.db, nullptr);
+  if (db.db == nullptr) return 0;
+  Model model;
+  Fill(*db.db, Order::kLiveStreams, keys, &model);
+  EXPECT_TRUE(db.db->Flush(rocksdb::FlushOptions()).ok());
+  const uint64_t calls = counting.calls.load();
+  db.db.reset();  // before the comparator goes
+  return calls;
+}
+
+TEST(SortedRuns, TheLivePatternTakesAFractionOfTheVectorMemtablesComparisons) {
+  constexpr uint64_t kKeys = 40'000;
+  const uint64_t runs = LiveComparisons(Rep::kSortedRuns, kKeys);
+  const uint64_t vector = LiveComparisons(Rep::kRocksDbVector, kKeys);
+  std::printf("comparisons per key (writes and flush): sorted runs %.2f, vector %.2f\n",
+              static_cast<double>(runs) / kKeys, static_cast<double>(vector) / kKeys);
+  EXPECT_GT(runs, 0u);
+  EXPECT_LT(runs * 2, vector);
 }
 
 }  // namespace
