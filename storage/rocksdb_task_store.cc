@@ -122,6 +122,8 @@ struct Request {
   // (see WaitFinished). Set by Submit; 0 for a request committed inline (never sleeps).
   uint32_t wake_bit = 0;
   Status status;
+  // The request submitted before this one, while both wait for the commit thread (Submit).
+  Request* next_submitted = nullptr;
 
   // Back to a fresh request's state, keeping the body's buffer unless it is large. Every field
   // above is reset here.
@@ -138,6 +140,7 @@ struct Request {
     start_of = TaskId{};
     finished.store(0, std::memory_order_relaxed);
     wake_bit = 0;
+    next_submitted = nullptr;
     status = Status::Ok();
   }
 };
@@ -198,12 +201,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
   ~RocksDbTaskStoreImpl() override {
     if (committer_.joinable()) {
-      {
-        std::lock_guard<std::mutex> lock(queue_mu_);
-        stopping_ = true;
-        stopping_flag_.store(true, std::memory_order_release);
-      }
-      queue_cv_.notify_one();
+      stopping_flag_.store(true, std::memory_order_seq_cst);
+      WakeCommitter();
       committer_.join();
       {
         std::lock_guard<std::mutex> lock(answer_mu_);
@@ -936,44 +935,94 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
     // Only for a writer that waits for the answer (an enqueue): start and outcome records of
     // workers go to the commit thread, where they share commits with each other.
     if (!req->waited && (req->done == nullptr || !req->done->caller_waits())) return false;
-    {
-      std::lock_guard<std::mutex> lock(queue_mu_);
-      // Nor while the answer thread has answers to give: this one would overtake them.
-      if (!queue_.empty() || committing_ || stopping_ ||
-          answers_pending_.load(std::memory_order_acquire) != 0) {
-        return false;
-      }
-      committing_ = true;
+    // Nor while the answer thread has answers to give: this one would overtake them.
+    const auto busy = [&] {
+      return submitted_.load(std::memory_order_seq_cst) != nullptr ||
+             stopping_flag_.load(std::memory_order_acquire) ||
+             answers_pending_.load(std::memory_order_acquire) != 0;
+    };
+    if (busy()) return false;
+    bool idle = false;
+    if (!committing_.compare_exchange_strong(idle, true, std::memory_order_acq_rel)) return false;
+    // Checked again now that no commit can start: a write submitted before this point is
+    // committed first (by the commit thread, once this gives way).
+    if (busy()) {
+      StopCommitting();
+      return false;
     }
     Request* one[1] = {req};
     Answer(std::span<Request*>(one, 1), Commit(std::span<Request*>(one, 1)));
-    bool wake;
-    {
-      std::lock_guard<std::mutex> lock(queue_mu_);
-      committing_ = false;
-      wake = committer_idle_ && !queue_.empty();
-    }
-    if (wake) queue_cv_.notify_one();
+    StopCommitting();
     inline_commits_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
 
+  // Ends a Commit started by CommitInlineIfIdle, and wakes the commit thread if writes came
+  // meanwhile and it sleeps waiting for the commit to end (CommitLoop).
+  void StopCommitting() {
+    committing_.store(false, std::memory_order_seq_cst);
+    if (submitted_.load(std::memory_order_seq_cst) != nullptr) WakeCommitterFrom(kSleepsForWrites);
+  }
+
+  // Hands `req` to the commit thread: a push onto a lock-free stack (the commit thread takes the
+  // whole stack at once), and a wake-up if the commit thread sleeps and this write is one it
+  // waits for. Before it, a mutex guarded a queue here; with more threads than cores its
+  // holders were preempted, and a third of a futex call per task went to waiting for it.
   void Submit(Request* req) {
     // A writer that waits (Write, Flush) is urgent; callback writes may wait a little for
     // company (see CommitLoop).
     const bool urgent = req->waited || (req->done != nullptr && req->done->caller_waits());
-    bool wake;
-    {
-      std::lock_guard<std::mutex> lock(queue_mu_);
-      if (queue_.empty()) oldest_submit_ = std::chrono::steady_clock::now();
-      // The next batch the commit thread takes holds this request (see CommitLoop).
-      req->wake_bit = uint32_t{1} << (batch_generation_ % 32);
-      queue_.push_back(req);
-      queue_urgent_ = queue_urgent_ || urgent;
-      if (urgent) urgent_pending_.store(1, std::memory_order_release);
-      wake = committer_idle_ && (urgent || queue_.size() == 1);
+    // Spreads sleeping writers over the wake-up bits (any bit is correct: Answer wakes the bits
+    // of the requests it answers).
+    req->wake_bit = uint32_t{1} << (batch_generation_.load(std::memory_order_relaxed) % 32);
+    Request* head = submitted_.load(std::memory_order_relaxed);
+    do {
+      req->next_submitted = head;
+    } while (!submitted_.compare_exchange_weak(head, req, std::memory_order_seq_cst,
+                                               std::memory_order_relaxed));
+    const bool was_empty = head == nullptr;
+    if (was_empty) {
+      oldest_submit_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                              std::memory_order_relaxed);
     }
-    if (wake) queue_cv_.notify_one();
+    if (urgent) urgent_pending_.store(1, std::memory_order_seq_cst);
+    // Pairs with the commit thread's store of committer_sleeping_ and its second look at
+    // submitted_ and urgent_pending_ (all seq_cst): either it sees this write, or this sees it
+    // asleep.
+    uint32_t sleeping = committer_sleeping_.load(std::memory_order_seq_cst);
+    if ((sleeping == kSleepsForWrites && (was_empty || urgent)) ||
+        (sleeping == kSleepsLazily && urgent)) {
+      WakeCommitterFrom(sleeping);
+    }
+  }
+
+  // Wakes the commit thread if it is still in state `sleeping`: the first of several wakers
+  // takes the state back to kAwake and makes the one system call.
+  void WakeCommitterFrom(uint32_t sleeping) {
+    if (committer_sleeping_.compare_exchange_strong(sleeping, kAwake, std::memory_order_seq_cst)) {
+      WakeCommitter();
+    }
+  }
+
+  void WakeCommitter() {
+    committer_epoch_.fetch_add(1, std::memory_order_seq_cst);
+    FutexWake(committer_epoch_, 1);
+  }
+
+  // Sleeps (commit thread) until `ready` holds, another thread wakes it, or `timeout` (if not
+  // null) passes. `state` says which wake-ups it wants (see Submit).
+  template <typename Ready>
+  void CommitterSleep(uint32_t state, Ready ready, const timespec* timeout) {
+    const uint32_t epoch = committer_epoch_.load(std::memory_order_seq_cst);
+    committer_sleeping_.store(state, std::memory_order_seq_cst);
+    if (!ready()) {
+      if (timeout != nullptr) {
+        FutexWaitFor(committer_epoch_, epoch, *timeout);
+      } else {
+        FutexWait(committer_epoch_, epoch);
+      }
+    }
+    committer_sleeping_.store(kAwake, std::memory_order_seq_cst);
   }
 
   // A start record and the outcome of the same task in one batch: the outcome moves the task
@@ -1023,47 +1072,68 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
              std::chrono::steady_clock::now() < spin_until) {
         CpuRelax();
       }
-      {
-        std::unique_lock<std::mutex> lock(queue_mu_);
-        committer_idle_ = true;
-        // Not while a caller commits inline (CommitInlineIfIdle): its write came first.
-        queue_cv_.wait(lock, [&] { return (!queue_.empty() && !committing_) || stopping_; });
-        while (committing_) {  // stopping, and a caller is still committing
-          lock.unlock();
-          std::this_thread::yield();
-          lock.lock();
+      // Writes to commit, and no caller committing inline (CommitInlineIfIdle: its write came
+      // first).
+      const auto writes_ready = [&] {
+        return (submitted_.load(std::memory_order_seq_cst) != nullptr &&
+                !committing_.load(std::memory_order_seq_cst)) ||
+               stopping_flag_.load(std::memory_order_seq_cst);
+      };
+      while (!writes_ready()) CommitterSleep(kSleepsForWrites, writes_ready, nullptr);
+      // In `async` only under load (the last batch was large): with one enqueue at a time the
+      // wait would leave the queue non-empty when the next enqueue comes, which then could not
+      // commit on its own thread (CommitInlineIfIdle).
+      const bool lazy =
+          options_.durability == Durability::kSync || last_batch_size_ >= kLazyAsyncMinBatch;
+      const auto urgent_or_stopping = [&] {
+        return urgent_pending_.load(std::memory_order_seq_cst) != 0 ||
+               stopping_flag_.load(std::memory_order_seq_cst);
+      };
+      if (lazy && !urgent_or_stopping()) {
+        // Only outcome and start records are waiting: give them a moment to share the commit
+        // of the next enqueue (in `sync` its fsync) instead of taking one of their own, which
+        // the next enqueue would then have to wait behind.
+        const auto window =
+            options_.durability == Durability::kSync ? kLazyCommit : kLazyCommitAsync;
+        const std::chrono::steady_clock::time_point until(
+            std::chrono::steady_clock::duration(oldest_submit_ns_.load(std::memory_order_relaxed)) +
+            window);
+        for (;;) {
+          const auto left = until - std::chrono::steady_clock::now();
+          if (left <= std::chrono::steady_clock::duration::zero() || urgent_or_stopping()) break;
+          const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+          const timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
+                                 static_cast<long>(ns % 1'000'000'000)};
+          CommitterSleep(kSleepsLazily, urgent_or_stopping, &timeout);
         }
-        // In `async` only under load (the last batch was large): with one enqueue at a time the
-        // wait would leave the queue non-empty when the next enqueue comes, which then could not
-        // commit on its own thread (CommitInlineIfIdle).
-        const bool lazy =
-            options_.durability == Durability::kSync || last_batch_size_ >= kLazyAsyncMinBatch;
-        if (!queue_urgent_ && !stopping_ && lazy) {
-          // Only outcome and start records are waiting: give them a moment to share the commit
-          // of the next enqueue (in `sync` its fsync) instead of taking one of their own, which
-          // the next enqueue would then have to wait behind.
-          const auto window =
-              options_.durability == Durability::kSync ? kLazyCommit : kLazyCommitAsync;
-          queue_cv_.wait_until(lock, oldest_submit_ + window,
-                               [&] { return queue_urgent_ || stopping_; });
-        }
-        committer_idle_ = false;
-        if (queue_.empty()) {
-          // Stopping. Done once every commit is answered too: an answer's callback may still
-          // submit a write. (Read under queue_mu_: the writes of answers counted out are in
-          // queue_ by now.)
-          if (answers_pending_.load(std::memory_order_acquire) == 0) return;
-          lock.unlock();
-          std::this_thread::sleep_for(std::chrono::microseconds(100));
-          continue;
-        }
-        batch.swap(queue_);
-        ++batch_generation_;
-        queue_urgent_ = false;
-        urgent_pending_.store(0, std::memory_order_relaxed);
-        committing_ = true;
-        last_batch_size_ = batch.size();
       }
+      bool idle = false;
+      if (!committing_.compare_exchange_strong(idle, true, std::memory_order_acq_rel)) {
+        // A caller commits inline: it wakes this thread when done (or, stopping, it is waited
+        // out here).
+        std::this_thread::yield();
+        continue;
+      }
+      // Cleared before the take: an urgent write that comes after it is taken now, or sets the
+      // flag again for the next batch.
+      urgent_pending_.store(0, std::memory_order_seq_cst);
+      Request* taken = submitted_.exchange(nullptr, std::memory_order_seq_cst);
+      if (taken == nullptr) {
+        // Stopping. Done once every commit is answered too: an answer's callback may still
+        // submit a write.
+        committing_.store(false, std::memory_order_release);
+        if (answers_pending_.load(std::memory_order_acquire) == 0 &&
+            submitted_.load(std::memory_order_seq_cst) == nullptr) {
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+        continue;
+      }
+      batch_generation_.fetch_add(1, std::memory_order_relaxed);
+      // The stack holds the newest first: the batch is in submission order.
+      for (Request* r = taken; r != nullptr; r = r->next_submitted) batch.push_back(r);
+      std::reverse(batch.begin(), batch.end());
+      last_batch_size_ = batch.size();
       DropSupersededStarts(batch);
       size_t begin = 0;
       while (begin < batch.size()) {
@@ -1091,10 +1161,7 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
         begin = end;
       }
       batch.clear();
-      {
-        std::lock_guard<std::mutex> lock(queue_mu_);
-        committing_ = false;
-      }
+      committing_.store(false, std::memory_order_seq_cst);
     }
   }
 
@@ -1426,18 +1493,20 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   // Handles for encoding writes (any thread); set once at open, never changed.
   std::array<std::unique_ptr<StableCfHandle>, kCfCount> encode_cf_{};
 
-  // Submission queue of the commit thread.
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::vector<Request*> queue_;              // GUARDED_BY(queue_mu_)
-  bool committer_idle_ = false;              // GUARDED_BY(queue_mu_)
-  bool committing_ = false;                  // GUARDED_BY(queue_mu_): a Commit is running
-  size_t last_batch_size_ = 0;               // commit thread only: writes in its last batch
-  bool queue_urgent_ = false;                // GUARDED_BY(queue_mu_): a waiting writer is in queue_
-  std::atomic<uint32_t> urgent_pending_{0};  // queue_urgent_, for the commit thread's spin
-  std::atomic<bool> stopping_flag_{false};   // stopping_, likewise
-  std::chrono::steady_clock::time_point oldest_submit_{};  // GUARDED_BY(queue_mu_)
-  bool stopping_ = false;                                  // GUARDED_BY(queue_mu_)
+  // Submission to the commit thread (Submit, CommitLoop, CommitInlineIfIdle).
+  std::atomic<Request*> submitted_{nullptr};  // a stack: the newest first
+  std::atomic<bool> committing_{false};       // a Commit runs (commit thread or inline caller)
+  size_t last_batch_size_ = 0;                // commit thread only: writes in its last batch
+  std::atomic<uint32_t> urgent_pending_{0};   // a waiting writer is among the submitted
+  std::atomic<bool> stopping_flag_{false};
+  // steady_clock ticks when the stack last went from empty to not empty.
+  std::atomic<std::chrono::steady_clock::rep> oldest_submit_ns_{0};
+  // The commit thread sleeps on the epoch; a wake-up bumps it. What it waits for:
+  static constexpr uint32_t kAwake = 0;
+  static constexpr uint32_t kSleepsForWrites = 1;  // any write (or the end of an inline commit)
+  static constexpr uint32_t kSleepsLazily = 2;     // an urgent write only (the lazy window)
+  std::atomic<uint32_t> committer_epoch_{0};
+  std::atomic<uint32_t> committer_sleeping_{kAwake};
   std::thread committer_;
   // Commits waiting for the answer thread (HandToAnswerer), oldest first.
   struct Answers {
@@ -1475,8 +1544,8 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
 
   std::atomic<uint64_t> commits_{0}, committed_writes_{0}, committed_records_{0};
   std::atomic<uint64_t> inline_commits_{0};
-  // Batches taken by the commit thread so far. GUARDED_BY(queue_mu_)
-  uint32_t batch_generation_ = 0;
+  // Batches taken by the commit thread so far (only spreads sleeping writers over wake bits).
+  std::atomic<uint32_t> batch_generation_{0};
   // Bumped by each commit that wakes writers; they sleep on it (FutexWaitBitset).
   std::atomic<uint32_t> answered_{0};
   // A format-1 store opened read-only: its index is not rewritten, so not used (ListTerminal).
