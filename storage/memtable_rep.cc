@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace bmos::storage {
@@ -336,21 +337,32 @@ static_assert(alignof(SkipListIterator) <= alignof(std::max_align_t));
 thread_local rocksdb::MemTableRep::Iterator* t_get_iterator = nullptr;
 thread_local const rocksdb::MemTableRep* t_get_rep = nullptr;
 
-void AppendSkipListRep::Get(const rocksdb::LookupKey& k, void* callback_args,
-                            bool (*callback_func)(void* arg, const char* entry)) {
-  SkipListIterator it(this, nullptr);
-  t_get_iterator = &it;
-  t_get_rep = this;
-  MemTableRep::Get(k, callback_args, callback_func);
+// RocksDB's MemTableRep::Get for `rep`, over `it` (on the caller's stack).
+void GetOver(rocksdb::MemTableRep* rep, rocksdb::MemTableRep::Iterator* it,
+             const rocksdb::LookupKey& k, void* callback_args,
+             bool (*callback_func)(void* arg, const char* entry)) {
+  t_get_iterator = it;
+  t_get_rep = rep;
+  rep->rocksdb::MemTableRep::Get(k, callback_args, callback_func);
   t_get_iterator = nullptr;
   t_get_rep = nullptr;
 }
 
+// The iterator GetOver handed over for `rep`, once; null otherwise.
+rocksdb::MemTableRep::Iterator* TakeGetIterator(const rocksdb::MemTableRep* rep) {
+  if (t_get_iterator == nullptr || t_get_rep != rep) return nullptr;
+  return std::exchange(t_get_iterator, nullptr);
+}
+
+void AppendSkipListRep::Get(const rocksdb::LookupKey& k, void* callback_args,
+                            bool (*callback_func)(void* arg, const char* entry)) {
+  SkipListIterator it(this, nullptr);
+  GetOver(this, &it, k, callback_args, callback_func);
+}
+
 rocksdb::MemTableRep::Iterator* AppendSkipListRep::GetDynamicPrefixIterator(rocksdb::Arena* arena) {
-  if (arena == nullptr && t_get_iterator != nullptr && t_get_rep == this) {
-    rocksdb::MemTableRep::Iterator* it = t_get_iterator;
-    t_get_iterator = nullptr;
-    return it;
+  if (arena == nullptr) {
+    if (rocksdb::MemTableRep::Iterator* it = TakeGetIterator(this)) return it;
   }
   return GetIterator(arena);
 }
@@ -675,18 +687,12 @@ class RunsCursor final : public rocksdb::MemTableRep::Iterator {
 void SortedRunsRep::Get(const rocksdb::LookupKey& k, void* callback_args,
                         bool (*callback_func)(void* arg, const char* entry)) {
   RunsCursor it(this);
-  t_get_iterator = &it;
-  t_get_rep = this;
-  MemTableRep::Get(k, callback_args, callback_func);
-  t_get_iterator = nullptr;
-  t_get_rep = nullptr;
+  GetOver(this, &it, k, callback_args, callback_func);
 }
 
 rocksdb::MemTableRep::Iterator* SortedRunsRep::GetDynamicPrefixIterator(rocksdb::Arena* arena) {
-  if (arena == nullptr && t_get_iterator != nullptr && t_get_rep == this) {
-    rocksdb::MemTableRep::Iterator* it = t_get_iterator;
-    t_get_iterator = nullptr;
-    return it;
+  if (arena == nullptr) {
+    if (rocksdb::MemTableRep::Iterator* it = TakeGetIterator(this)) return it;
   }
   return GetIterator(arena);
 }

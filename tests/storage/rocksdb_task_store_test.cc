@@ -1079,6 +1079,15 @@ std::set<std::string> WalFiles(const std::string& dir) {
   return out;
 }
 
+// A reader's options (read_only) for the store in `dir`, over `env`.
+RocksDbStoreOptions ReaderOptions(const std::string& dir, rocksdb::Env* env) {
+  RocksDbStoreOptions o;
+  o.path = dir;
+  o.read_only = true;
+  o.env = env;
+  return o;
+}
+
 // Flushes every family of `writer`, which makes its logs obsolete, and waits (bounded) until it
 // has deleted them. False if that did not happen in time.
 bool FlushAndWaitForLogsGone(RocksDbTaskStore& writer, const std::string& dir) {
@@ -1117,11 +1126,7 @@ TEST(RocksDbTaskStore, AReaderOpenedAcrossAFlushSeesEveryRecord) {
         [&] { logs_deleted = FlushAndWaitForLogsGone(*writer, dir.path()); },
         /*every_open=*/false);
     std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
-    RocksDbStoreOptions o;
-    o.path = dir.path();
-    o.read_only = true;
-    o.env = env.get();
-    auto reader = RocksDbTaskStore::Open(o);
+    auto reader = RocksDbTaskStore::Open(ReaderOptions(dir.path(), env.get()));
     ASSERT_TRUE(reader.ok()) << reader.status().ToString();
     ASSERT_EQ(fs->fires(), 1);
     ASSERT_TRUE(logs_deleted) << "the writer did not delete its old logs in time";
@@ -1150,10 +1155,7 @@ TEST(RocksDbTaskStore, AReaderGivesUpClearlyOnAStoreThatChangesDuringEveryOpen) 
       },
       /*every_open=*/true);
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
-  RocksDbStoreOptions o;
-  o.path = dir.path();
-  o.read_only = true;
-  o.env = env.get();
+  RocksDbStoreOptions o = ReaderOptions(dir.path(), env.get());
   auto reader = RocksDbTaskStore::Open(o);
   ASSERT_FALSE(reader.ok());
   EXPECT_EQ(reader.status().code(), Status::Code::kUnavailable) << reader.status().ToString();
