@@ -661,13 +661,26 @@ TEST(ServerLifecycle, EnvironmentConfiguresAndFlagsWin) {
   EXPECT_EQ(server.Terminate(), std::optional<int>(0)) << server.log();
 }
 
-TEST(ServerLifecycle, HelpDocumentsEveryFlagAndItsVariable) {
-  TempDir dir("taskd-help");
-  const std::string out = dir.Sub("help.txt");
-  const std::string cmd = std::string(kTaskd) + " --help > " + out + " 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
+// What bmos-taskd prints (stdout and stderr) when run with `flag` alone, and its exit status.
+struct TaskdOutput {
+  int status = -1;
+  std::string text;
+};
+TaskdOutput RunTaskdWith(const std::string& flag) {
+  TempDir dir("taskd-output");
+  const std::string out = dir.Sub("out.txt");
+  const std::string cmd = std::string(kTaskd) + " " + flag + " > " + out + " 2>&1";
+  TaskdOutput r;
+  r.status = std::system(cmd.c_str());
   std::ifstream f(out);
-  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  r.text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  return r;
+}
+
+TEST(ServerLifecycle, HelpDocumentsEveryFlagAndItsVariable) {
+  const TaskdOutput help = RunTaskdWith("--help");
+  ASSERT_EQ(help.status, 0);
+  const std::string& text = help.text;
   for (const char* want : {"--listen",
                            "BMOS_LISTEN",
                            "--data-dir",
@@ -698,13 +711,10 @@ TEST(ServerLifecycle, HelpDocumentsEveryFlagAndItsVariable) {
 // The server runs on the malloc its build chose (jemalloc by default; storage/allocator.h), and
 // says which.
 TEST(ServerLifecycle, VersionNamesTheMallocTheBuildChose) {
-  TempDir dir("taskd-version");
-  const std::string out = dir.Sub("version.txt");
-  const std::string cmd = std::string(kTaskd) + " --version > " + out + " 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
-  std::ifstream f(out);
-  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(text.rfind("bmos-taskd 0.1.0 (malloc: " BMOS_ALLOCATOR_EXPECTED, 0), 0u) << text;
+  const TaskdOutput version = RunTaskdWith("--version");
+  ASSERT_EQ(version.status, 0);
+  EXPECT_EQ(version.text.rfind("bmos-taskd 0.1.0 (malloc: " BMOS_ALLOCATOR_EXPECTED, 0), 0u)
+      << version.text;
 }
 
 TEST(ServerLifecycle, NoAuthIsRefusedOffLoopbackAndBadFlagsExitWith2) {
