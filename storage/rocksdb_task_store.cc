@@ -72,6 +72,64 @@ class StripIdTransform final : public rocksdb::SliceTransform {
   }
 };
 
+// The file system a reader's open (a RocksDB secondary) runs on: it notes the write-ahead logs
+// in the store's directory just before the open reads the MANIFEST, and the logs the open finds
+// when it lists the directory after that read (to replay them). A log of the first list missing
+// from the second was deleted in between: the version read may have needed it (see
+// OpenInstance). Used by the opening thread only.
+class LogListingsFs final : public rocksdb::FileSystemWrapper {
+ public:
+  LogListingsFs(const std::shared_ptr<rocksdb::FileSystem>& target, std::string dir)
+      : rocksdb::FileSystemWrapper(target), dir_(Trimmed(std::move(dir))) {}
+  const char* Name() const override { return "bmos.LogListings"; }
+
+  rocksdb::IOStatus NewSequentialFile(const std::string& fname, const rocksdb::FileOptions& options,
+                                      std::unique_ptr<rocksdb::FSSequentialFile>* result,
+                                      rocksdb::IODebugContext* dbg) override {
+    if (!before_read_ && fname.find("MANIFEST-") != std::string::npos) {
+      std::vector<std::string> names;
+      if (target()->GetChildren(dir_, rocksdb::IOOptions(), &names, nullptr).ok()) {
+        before_ = Logs(std::move(names));
+        before_read_ = true;
+      }
+    }
+    return target()->NewSequentialFile(fname, options, result, dbg);
+  }
+  rocksdb::IOStatus GetChildren(const std::string& dir, const rocksdb::IOOptions& options,
+                                std::vector<std::string>* result,
+                                rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = target()->GetChildren(dir, options, result, dbg);
+    if (s.ok() && before_read_ && !found_read_ && Trimmed(dir) == dir_) {
+      found_ = Logs(*result);
+      found_read_ = true;
+    }
+    return s;
+  }
+
+  // Whether both lists were taken.
+  bool Noted() const { return before_read_ && found_read_; }
+  // Whether every log of the first list was in the second.
+  bool NoLogDeleted() const {
+    return std::includes(found_.begin(), found_.end(), before_.begin(), before_.end());
+  }
+
+ private:
+  static std::string Trimmed(std::string path) {
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    return path;
+  }
+  static std::vector<std::string> Logs(std::vector<std::string> names) {
+    std::erase_if(names, [](const std::string& n) { return !n.ends_with(".log"); });
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  const std::string dir_;
+  std::vector<std::string> before_, found_;
+  bool before_read_ = false;
+  bool found_read_ = false;
+};
+
 Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status::Ok();
   std::string message = std::string(what) + ": " + s.ToString();
@@ -379,21 +437,33 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
       // to a private temporary directory. It reads the MANIFEST, then replays the logs it finds;
       // a flush the writer finishes in between can delete logs that the version it read still
       // needs, and it would then show an older store (or an empty one) without an error. So the
-      // open counts only if no log that was there before it began is gone after it: a log the
-      // version needs and that was deleted during the open is one of those, or is newer than all
-      // of them, and RocksDB deletes a log only with all the older ones. A failed open is tried
-      // again too if the MANIFEST changed meanwhile (a compaction deleted a table file it
-      // wanted). See AReaderOpenedAcrossAFlushSeesEveryRecord.
+      // open counts only if no log that was there just before it read the MANIFEST was gone
+      // when it listed the logs (LogListingsFs): a log the version needs and that was deleted
+      // in between is one of those, or is newer than all of them, and RocksDB deletes a log
+      // only with all the older ones. (Should RocksDB list in a way LogListingsFs does not
+      // see, the logs before and after the whole open are compared: sound, but a busy writer
+      // deletes logs during most opens.) A failed open is tried again too if the MANIFEST
+      // changed meanwhile (a compaction deleted a table file it wanted). See
+      // AReaderOpenedAcrossAFlushSeesEveryRecord.
       rocksdb::DBOptions secondary = db_options_;
       secondary.max_open_files = -1;  // every table file opened now: later deletions are harmless
       for (int attempt = 1;; ++attempt) {
+        auto listings =
+            std::make_shared<LogListingsFs>(db_options_.env->GetFileSystem(), options_.path);
+        std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(listings);
+        secondary.env = env.get();
         const FilesMark before = StoreFilesMark();
         s = rocksdb::DB::OpenAsSecondary(secondary, options_.path, SecondaryDir(), cf_descriptors_,
                                          &handles, &db);
         const FilesMark after = StoreFilesMark();
-        const bool logs_deleted = !std::includes(after.logs.begin(), after.logs.end(),
-                                                 before.logs.begin(), before.logs.end());
-        if (!logs_deleted && (s.ok() || after.manifest == before.manifest)) break;
+        const bool logs_deleted = listings->Noted()
+                                      ? !listings->NoLogDeleted()
+                                      : !std::includes(after.logs.begin(), after.logs.end(),
+                                                       before.logs.begin(), before.logs.end());
+        if (!logs_deleted && (s.ok() || after.manifest == before.manifest)) {
+          reader_env_ = std::move(env);  // the instance uses it as long as it is open
+          break;
+        }
         if (db != nullptr) {
           for (rocksdb::ColumnFamilyHandle* h : handles) (void)db->DestroyColumnFamilyHandle(h);
           handles.clear();
@@ -1488,6 +1558,9 @@ class RocksDbTaskStoreImpl final : public RocksDbTaskStore {
   std::shared_ptr<ZeroAheadWalFileSystem> wal_fs_;  // kSync: the WAL's file system, and
   std::unique_ptr<rocksdb::Env> wal_env_;           // the environment over it (outlive db_)
   std::shared_ptr<rocksdb::Cache> cache_;
+  // A reader's environment (over LogListingsFs), for as long as its instance is open; declared
+  // before db_ so that it outlives it.
+  std::unique_ptr<rocksdb::Env> reader_env_;
   std::unique_ptr<rocksdb::DB> db_;
   std::array<rocksdb::ColumnFamilyHandle*, kCfCount> cf_{};
   // Handles for encoding writes (any thread); set once at open, never changed.
