@@ -1,5 +1,6 @@
 #include "api/server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "api/json_writer.h"
+#include "storage/callback_batch.h"
 
 namespace bmos::api {
 namespace {
@@ -26,6 +28,14 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 class Session;
+struct Shared;
+class DeferredAnswers;
+
+// Hands `response` to `session`'s loop, which writes it. Inside a storage::CallbackBatch (a store
+// answering the enqueues of one group commit) the answers wait for the batch's end and then go
+// to their loops in one post per loop (DeferredAnswers).
+void AnswerOnLoop(std::shared_ptr<Session> session, std::shared_ptr<Shared> shared,
+                  ApiResponse response);
 
 // What the server's sessions and in-flight answers share. Held by shared_ptr: an engine thread
 // that answers an enqueue after the server stopped still posts into a live io_context (the
@@ -113,6 +123,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // Both hand answers to the session's loop, where they call Write.
+  friend class DeferredAnswers;
+  friend void AnswerOnLoop(std::shared_ptr<Session>, std::shared_ptr<Shared>, ApiResponse);
+
   static constexpr size_t kReadChunk = 16 * 1024;
 
   const ServerOptions& options() const { return shared_->options; }
@@ -231,12 +245,11 @@ class Session : public std::enable_shared_from_this<Session> {
     // Shared copy keeps the io_context alive for that post even if the server is gone.
     shared_->service->Handle(std::move(request), [self = shared_from_this(),
                                                   shared = shared_](ApiResponse response) mutable {
-      Executor executor = self->socket_.get_executor();
-      net::dispatch(executor, [self = std::move(self), response = std::move(response)]() mutable {
-        self->Write(std::move(response));
-      });
+      AnswerOnLoop(std::move(self), std::move(shared), std::move(response));
     });
   }
+
+  Executor executor() { return socket_.get_executor(); }
 
   void WriteError(unsigned status, std::string_view detail) {
     ApiResponse r;
@@ -308,6 +321,75 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closing_ = false;  // close after the answer in progress
   bool closed_ = false;
 };
+
+// The answers one thread gave inside its current CallbackBatch, waiting for the batch's end.
+// Posted one by one, each answer woke its loop's thread, which on a small machine (often on the
+// answering thread's core, which it then took over) wrote that one answer and slept again:
+// once per answer instead of once per commit.
+class DeferredAnswers {
+ public:
+  // False outside a batch (or when the batch defers too much else): the caller answers itself.
+  static bool Add(std::shared_ptr<Session>& session, std::shared_ptr<Shared>& shared,
+                  ApiResponse& response) {
+    DeferredAnswers& d = Mine();
+    if (d.items_.empty() && !storage::CallbackBatch::Defer(&DeferredAnswers::Flush, &d)) {
+      return false;
+    }
+    d.items_.push_back({std::move(session), std::move(shared), std::move(response)});
+    return true;
+  }
+
+ private:
+  struct Item {
+    std::shared_ptr<Session> session;
+    std::shared_ptr<Shared> shared;  // keeps the session's loop alive until the post
+    ApiResponse response;
+  };
+
+  static DeferredAnswers& Mine() {
+    static thread_local DeferredAnswers answers;
+    return answers;
+  }
+
+  // The batch's end: one handler per loop writes that loop's answers, in the order given.
+  static void Flush(void* arg, int /*times*/) {
+    auto* d = static_cast<DeferredAnswers*>(arg);
+    std::vector<Item> items;
+    items.swap(d->items_);
+    // Most batches hold answers for a few loops: group by loop with a linear scan.
+    std::vector<std::vector<Item>> by_loop;
+    for (Item& item : items) {
+      auto same = std::find_if(by_loop.begin(), by_loop.end(), [&](const std::vector<Item>& g) {
+        return g.front().session->executor() == item.session->executor();
+      });
+      if (same == by_loop.end()) {
+        by_loop.emplace_back().push_back(std::move(item));
+      } else {
+        same->push_back(std::move(item));
+      }
+    }
+    for (std::vector<Item>& group : by_loop) {
+      Executor executor = group.front().session->executor();
+      net::dispatch(executor, [group = std::move(group)]() mutable {
+        for (Item& item : group) item.session->Write(std::move(item.response));
+      });
+    }
+    // Keeps its buffer for the next batch.
+    items.clear();
+    if (d->items_.empty()) d->items_.swap(items);
+  }
+
+  std::vector<Item> items_;
+};
+
+void AnswerOnLoop(std::shared_ptr<Session> session, std::shared_ptr<Shared> shared,
+                  ApiResponse response) {
+  if (DeferredAnswers::Add(session, shared, response)) return;
+  Executor executor = session->executor();
+  net::dispatch(executor, [self = std::move(session), response = std::move(response)]() mutable {
+    self->Write(std::move(response));
+  });
+}
 
 }  // namespace
 

@@ -150,9 +150,13 @@ class Engine {
   // would return, once the records are as durable as the engine's durability promises. It runs
   // on a store thread, or on this one before EnqueueAsync returns (invalid requests, memory
   // mode); it must be quick and must not block (the HTTP server posts the answer to the
-  // connection's strand). Concurrent asynchronous enqueues share one group commit, so a few
-  // threads keep many enqueues in flight. A request with a unique key that another enqueue is
-  // writing right now waits here for that write to settle.
+  // connection's loop). Concurrent asynchronous enqueues share one group commit, so a few
+  // threads keep many enqueues in flight. The callbacks of one commit run in a row inside one
+  // storage::CallbackBatch: a callback that wakes another thread should defer the wake-up to
+  // the batch's end (CallbackBatch::Defer), as the HTTP server and bmos-taskbench's clients do,
+  // or the woken thread, taking over the answering thread's core, sees one answer per wake-up.
+  // A request with a unique key that another enqueue is writing right now waits here for that
+  // write to settle.
   void EnqueueAsync(std::vector<EnqueueRequest> requests, EnqueueCallback done);
 
   // Whether Enqueue would accept `request` (the same checks, without side effects): OK or the
