@@ -11,9 +11,11 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/engine.h"
+#include "storage/callback_batch.h"
 #include "tests/engine/engine_test_util.h"
 #include "tests/storage/store_test_util.h"
 
@@ -118,6 +120,66 @@ TEST_P(EnqueueAsyncTest, ManyInFlightFromOneThreadAllRun) {
   EXPECT_EQ(ids.size(), kCalls);
   for (const auto& r : got)
     EXPECT_EQ(WaitTerminal(*engine_, (*r)[0].id).state, TaskState::kCompleted);
+}
+
+// The answers of one commit run in a row inside one storage::CallbackBatch, which is what lets
+// the HTTP server and the bench's clients wake their threads once per commit: an action deferred
+// from the answers runs once per batch, after all of them, told how many deferred it. On the
+// memory store an answer runs on the caller's thread, outside any batch, and acts itself.
+TEST_P(EnqueueAsyncTest, TheAnswersOfACommitShareOneCallbackBatch) {
+  constexpr size_t kCalls = 200;
+  struct Tally {
+    std::mutex mu;
+    size_t in_batch = 0, acted_alone = 0, deferred = 0, runs = 0;
+    size_t runs_with_others_pending = 0;  // an action that ran before all of its deferrals
+    static size_t& Pending() {
+      static thread_local size_t pending = 0;  // this thread's deferrals not yet acted on
+      return pending;
+    }
+    static void Act(void* arg, int times) {
+      auto* t = static_cast<Tally*>(arg);
+      std::lock_guard<std::mutex> lock(t->mu);
+      ++t->runs;
+      t->deferred += static_cast<size_t>(times);
+      if (Pending() != static_cast<size_t>(times)) ++t->runs_with_others_pending;
+      Pending() = 0;
+    }
+  } tally;
+  Answers answers;
+  EnqueueCallback record = answers.Callback();
+  for (size_t i = 0; i < kCalls; ++i) {
+    engine_->EnqueueAsync(One(Req("noop")), [&](Result<std::vector<EnqueueResult>> r) {
+      {
+        std::lock_guard<std::mutex> lock(tally.mu);
+        if (storage::CallbackBatch::Active()) {
+          ++tally.in_batch;
+        } else {
+          ++tally.acted_alone;
+        }
+      }
+      ++Tally::Pending();
+      if (!storage::CallbackBatch::Defer(&Tally::Act, &tally)) Tally::Act(&tally, 1);
+      record(std::move(r));
+    });
+  }
+  ASSERT_EQ(answers.WaitFor(kCalls).size(), kCalls);
+  // The last batch's action runs just after its answers: wait for it (bounded).
+  const auto deadline = std::chrono::steady_clock::now() + kWaitTimeout;
+  std::unique_lock<std::mutex> lock(tally.mu);
+  while (tally.deferred < kCalls && std::chrono::steady_clock::now() < deadline) {
+    lock.unlock();
+    std::this_thread::sleep_for(1ms);
+    lock.lock();
+  }
+  EXPECT_EQ(tally.deferred, kCalls);
+  EXPECT_EQ(tally.runs_with_others_pending, 0u);
+  if (GetParam()) {
+    EXPECT_EQ(tally.in_batch, kCalls);  // the store's threads answer inside a batch
+    EXPECT_LE(tally.runs, kCalls);
+  } else {
+    EXPECT_EQ(tally.acted_alone, kCalls);
+    EXPECT_EQ(tally.runs, kCalls);
+  }
 }
 
 TEST_P(EnqueueAsyncTest, UniqueKeyReturnsTheLiveTask) {
