@@ -21,13 +21,12 @@ namespace bmos::api {
 namespace {
 
 using storage::test_util::TempDir;
+using test_util::kTaskd;
 using test_util::TaskdProcess;
 using test_util::TokenFor;
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 namespace json = boost::json;
-
-constexpr char kTaskd[] = BMOS_TASKD_BIN;
 
 class BmosHandlersE2eTest : public ::testing::Test {
  protected:

@@ -35,8 +35,6 @@ using namespace test_util;  // NOLINT: test helpers
 using namespace std::chrono_literals;
 using storage::test_util::TempDir;
 
-constexpr char kTaskd[] = BMOS_TASKD_BIN;
-
 boost::json::value Parse(const std::string& text) {
   boost::system::error_code ec;
   boost::json::value v = boost::json::parse(text, ec);

@@ -26,6 +26,11 @@ namespace bmos::api::test_util {
 
 inline constexpr char kTestSecret[] = "integration-test-secret-0123456789";
 
+#ifdef BMOS_TASKD_BIN
+// The bmos-taskd built with the tests (CMake passes its path).
+inline constexpr char kTaskd[] = BMOS_TASKD_BIN;
+#endif
+
 // A token for `role` signed with kTestSecret, valid for an hour.
 inline std::string TokenFor(const std::string& role, int64_t ttl_seconds = 3600) {
   Claims c;

@@ -20,6 +20,7 @@ using test_util::IdFor;
 using test_util::kBaseMs;
 using test_util::MakeRecord;
 using test_util::With;
+using test_util::WriteOne;
 
 uint64_t Count(const TaskStore& store, const std::string& queue, S state) {
   auto counts = store.Counts();
@@ -27,8 +28,6 @@ uint64_t Count(const TaskStore& store, const std::string& queue, S state) {
   auto it = counts->by_queue.find(queue);
   return it == counts->by_queue.end() ? 0 : it->second[static_cast<size_t>(state)];
 }
-
-Status WriteOne(TaskStore& store, const TaskRecord& r) { return store.Write({&r, 1}); }
 
 TEST(MemoryTaskStore, DurabilityIsMemory) {
   EXPECT_EQ(NewMemoryTaskStore()->durability(), Durability::kMemory);

@@ -50,9 +50,12 @@ using S = TaskState;
 using test_util::FaultInjectionEnv;
 using test_util::FaultInjectionFs;
 using test_util::IdFor;
+using test_util::kAllStates;
 using test_util::MakeRecord;
+using test_util::RecordingCallback;
 using test_util::TempDir;
 using test_util::With;
+using test_util::WriteOne;
 using ::testing::HasSubstr;
 using Scope = FaultInjectionFs::Scope;
 
@@ -118,24 +121,6 @@ std::shared_ptr<RocksDbTaskStore> Open(const std::string& path, rocksdb::Env* en
   return store.ok() ? *store : nullptr;
 }
 
-Status WriteOne(TaskStore& store, const TaskRecord& r) { return store.Write({&r, 1}); }
-
-class RecordingCallback final : public WriteCallback {
- public:
-  void OnWritten(const Status& status) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    statuses_.push_back(status);
-  }
-  std::vector<Status> statuses() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return statuses_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<Status> statuses_;
-};
-
 // Writes `r` asynchronously, flushes, and returns the one status its callback was told.
 Status WriteOneAsync(TaskStore& store, const TaskRecord& r) {
   RecordingCallback callback;
@@ -173,9 +158,6 @@ void WriteAcknowledged(TaskStore& store, Acked* acked) {
   ASSERT_TRUE(Ack(store, With(MakeRecord(3), S::kFailed), 3, acked));
   ASSERT_TRUE(Ack(store, With(MakeRecord(4), S::kRetrying), 4, acked));
 }
-
-constexpr std::array<S, 6> kAllStates = {S::kPending,   S::kRunning, S::kRetrying,
-                                         S::kCompleted, S::kFailed,  S::kCancelled};
 
 // How strictly ExpectServes checks the counts.
 enum class CountsCheck {

@@ -37,8 +37,10 @@ namespace {
 using S = TaskState;
 using test_util::IdFor;
 using test_util::MakeRecord;
+using test_util::RecordingCallback;
 using test_util::TempDir;
 using test_util::With;
+using test_util::WriteOne;
 
 std::shared_ptr<RocksDbTaskStore> OpenOrDie(const std::string& path,
                                             Durability durability = Durability::kSync) {
@@ -49,8 +51,6 @@ std::shared_ptr<RocksDbTaskStore> OpenOrDie(const std::string& path,
   EXPECT_TRUE(store.ok()) << store.status().ToString();
   return store.ok() ? *store : nullptr;
 }
-
-Status WriteOne(TaskStore& store, const TaskRecord& r) { return store.Write({&r, 1}); }
 
 uint64_t Count(const StoreCounts& counts, const std::string& queue, S state) {
   auto it = counts.by_queue.find(queue);
@@ -803,16 +803,6 @@ TEST(RocksDbTaskStore, ConcurrentWritersShareCommits) {
   EXPECT_EQ(Count(*counts, "default", S::kPending), static_cast<uint64_t>(kThreads * kPerThread));
 }
 
-class RecordingCallback final : public WriteCallback {
- public:
-  void OnWritten(const Status& status) override {
-    std::lock_guard<std::mutex> lock(mu);
-    statuses.push_back(status);
-  }
-  std::mutex mu;
-  std::vector<Status> statuses;
-};
-
 TEST(RocksDbTaskStore, AsyncWritesApplyInOrderAndFlushWaitsForThem) {
   TempDir dir;
   auto store = OpenOrDie(dir.path(), Durability::kSync);
@@ -824,9 +814,9 @@ TEST(RocksDbTaskStore, AsyncWritesApplyInOrderAndFlushWaitsForThem) {
   }
   ASSERT_TRUE(store->Flush().ok());
   {
-    std::lock_guard<std::mutex> lock(cb.mu);
-    ASSERT_EQ(cb.statuses.size(), 6u);
-    for (const Status& s : cb.statuses) EXPECT_TRUE(s.ok()) << s.ToString();
+    const std::vector<Status> told = cb.statuses();
+    ASSERT_EQ(told.size(), 6u);
+    for (const Status& s : told) EXPECT_TRUE(s.ok()) << s.ToString();
   }
   EXPECT_EQ(store->Get(IdFor(1))->state, S::kCompleted);
   std::vector<TaskRecord> live;
@@ -900,11 +890,10 @@ TEST(RocksDbTaskStore, AsyncIdleWritesCommitInlineAndConcurrentOnesKeepTheirOrde
   for (auto& t : threads) t.join();
   ASSERT_TRUE(store->Flush().ok());
   {
-    std::lock_guard<std::mutex> lock(cb.mu);
+    const std::vector<Status> told = cb.statuses();
     // Even tasks: 5 callback writes and the final one; odd tasks: the final one.
-    EXPECT_EQ(cb.statuses.size(),
-              static_cast<size_t>(kThreads * (kPerThread / 2 * 6 + kPerThread / 2)));
-    for (const Status& s : cb.statuses) EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(told.size(), static_cast<size_t>(kThreads * (kPerThread / 2 * 6 + kPerThread / 2)));
+    for (const Status& s : told) EXPECT_TRUE(s.ok()) << s.ToString();
   }
   for (int t = 0; t < kThreads; ++t) {
     for (int i = 0; i < kPerThread; ++i) {

@@ -5,14 +5,18 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "storage/task_record.h"
+#include "storage/task_store.h"
 #include "storage/wal_file_system.h"
 
 namespace bmos::storage::test_util {
@@ -47,6 +51,30 @@ inline TaskRecord With(TaskRecord r, TaskState state, int64_t now_ms = kBaseMs) 
   if (state == TaskState::kRunning) r.started_ms = now_ms;
   return r;
 }
+
+// Every task state, in the enum's order.
+inline constexpr std::array<TaskState, kTaskStateCount> kAllStates = {
+    TaskState::kPending,   TaskState::kRunning, TaskState::kRetrying,
+    TaskState::kCompleted, TaskState::kFailed,  TaskState::kCancelled};
+
+inline Status WriteOne(TaskStore& store, const TaskRecord& r) { return store.Write({&r, 1}); }
+
+// A write callback that keeps every status it is told, in the order told.
+class RecordingCallback final : public WriteCallback {
+ public:
+  void OnWritten(const Status& status) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    statuses_.push_back(status);
+  }
+  std::vector<Status> statuses() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return statuses_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Status> statuses_;
+};
 
 // A fresh directory under the system's temporary directory, removed with its contents at the
 // end of the scope.

@@ -7,13 +7,13 @@
 #include <string>
 
 #include "storage/task_store.h"
+#include "tests/storage/store_test_util.h"
 
 namespace bmos::storage {
 namespace {
 
 using S = TaskState;
-constexpr S kAllStates[] = {S::kPending,   S::kRunning, S::kRetrying,
-                            S::kCompleted, S::kFailed,  S::kCancelled};
+using test_util::kAllStates;
 
 TEST(TaskState, ToStringAndParse) {
   EXPECT_EQ(ToString(S::kPending), "PENDING");
