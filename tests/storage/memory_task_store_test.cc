@@ -17,6 +17,7 @@ namespace {
 using S = TaskState;
 
 using test_util::IdFor;
+using test_util::kAllStates;
 using test_util::kBaseMs;
 using test_util::MakeRecord;
 using test_util::With;
@@ -449,10 +450,8 @@ TEST(MemoryTaskStore, RecordsWrittenAfterPurgesReadBackExactly) {
 TEST(MemoryTaskStore, ForEachLiveVisitsOnlyLive) {
   auto store = NewMemoryTaskStore();
   std::set<TaskId> live;
-  const S states[] = {S::kPending,   S::kRunning, S::kRetrying,
-                      S::kCompleted, S::kFailed,  S::kCancelled};
   for (uint64_t i = 0; i < 300; ++i) {
-    const S state = states[i % 6];
+    const S state = kAllStates[i % kAllStates.size()];
     ASSERT_TRUE(WriteOne(*store, With(MakeRecord(i), state)).ok());
     if (!IsTerminal(state)) live.insert(IdFor(i));
   }

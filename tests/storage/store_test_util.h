@@ -1,5 +1,5 @@
-// Helpers shared by the store tests: deterministic ids and records, and a temporary directory
-// that removes itself.
+// Helpers shared by the store tests: deterministic ids and records, every state, a one-record
+// write, a callback that records what it is told, and a temporary directory that removes itself.
 #ifndef BMOS_TESTS_STORAGE_STORE_TEST_UTIL_H_
 #define BMOS_TESTS_STORAGE_STORE_TEST_UTIL_H_
 
