@@ -148,7 +148,7 @@ Flags (a value may follow as "--flag value" or "--flag=value"):
                       directory under $TMPDIR (or /tmp), removed at the end.
   --recovery-tasks R  PENDING tasks of the recovery scenario, 1..100000000. Default: 1000000.
   --mode M            durability mode: memory | sync | async. Default: memory. sync and async
-                      need the RocksDB store; until it exists the engine refuses them (exit 2).
+                      run on a fresh RocksDB store per run (see --data-dir).
   --producers P       producer threads of the throughput scenario, 1..64. Default: 2.
   --workers W         engine workers for throughput and latency, 1..256. Default: 2.
   --tasks N           tasks of the throughput scenario, 1..100000000. Default: 1000000.
