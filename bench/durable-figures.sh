@@ -4,7 +4,7 @@
 # --repeat 3), in ROUNDS rounds (default 3: a shared VM drifts within minutes, and the rounds
 # show by how much), each round with plain RocksDB's own fsync figures of the same moment; then
 # resident memory with 1,000,000 completed tasks and the time from open to accepting work with
-# 1,000,000 PENDING tasks. Prints a Markdown table. About 4 minutes on 2 cores.
+# 1,000,000 PENDING tasks. Prints a Markdown table. About 3 minutes on 2 cores.
 #
 #   cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DBMOS_BUILD_TESTS=OFF
 #   ninja -C build-bench bmos-taskbench
@@ -23,6 +23,10 @@ if [ ! -x "$bench" ]; then
 fi
 
 rounds="${ROUNDS:-3}"
+if ! [[ "$rounds" =~ ^[1-9][0-9]*$ ]]; then
+  echo "durable-figures.sh: ROUNDS must be a whole number of rounds, 1 or more (got '$rounds')" >&2
+  exit 2
+fi
 async_tasks=300000 sync_tasks=200000 latency_tasks=3000 latency_seconds=2 repeat=3
 rss_tasks=1000000 recovery_tasks=1000000 disk_ops=2000
 if [ "${QUICK:-0}" = 1 ]; then
