@@ -41,7 +41,7 @@ run() { "$bench" "$@" --max-wait 600 --json; }
 # missing, so a renamed field stops the script instead of printing an empty table.
 figure() {
   local line value
-  if [ -n "${3:-}" ]; then line="$(grep "\"scenario\":\"$3\"")"; else line="$(head -1)"; fi
+  if [ -n "${3:-}" ]; then line="$(grep "\"scenario\":\"$3\"")" || true; else line="$(head -1)"; fi
   value="$(grep -o '"median":{[^}]*}' <<<"$line" | grep -o "\"$1\":[0-9.]*" | cut -d: -f2)" || true
   if [ -z "$value" ]; then
     echo "durable-figures.sh: no median $1 in: $line" >&2
